@@ -1,0 +1,5 @@
+"""``python -m qtap_fluent``."""
+
+from qtap_fluent.cli.main import entry
+
+entry()

@@ -1,0 +1,1 @@
+"""qtap_fluent.fluentbit."""

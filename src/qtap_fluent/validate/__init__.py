@@ -1,0 +1,1 @@
+"""``qtap-fluent validate``: load a deployment, run every registered rule, return problems."""
