@@ -60,7 +60,7 @@ def render_classic(sections: Iterable[Section], *, header_comment: str | None = 
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-_PLAIN = re.compile(r"^[A-Za-z0-9_/][A-Za-z0-9_./-]*$")
+_PLAIN = re.compile(r"^[A-Za-z0-9_/][A-Za-z0-9_./ -]*(?<! )$")
 _YAML_SPECIAL_WORDS = re.compile(
     r"^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF|"
     r"null|Null|NULL|~)$"
@@ -74,7 +74,7 @@ def yaml_scalar(value: str) -> str:
     Words Fluent Bit reads itself (``on``, ``5``, ``50M``) stay plain: its libyaml loader keeps
     scalars as text. Anything with YAML syntax in it is single-quoted.
     """
-    if _PLAIN.match(value) and not _YAML_SPECIAL_WORDS.match(value):
+    if _PLAIN.match(value) and not _YAML_SPECIAL_WORDS.match(value) and "  " not in value:
         return value
     if _YAML_SPECIAL_WORDS.match(value) or _NUMBERISH.match(value):
         return value  # Fluent Bit reads scalars as text; "On" and "5" mean what they say
@@ -117,6 +117,7 @@ def render_yaml(sections: Iterable[Section], *, header_comment: str | None = Non
     out: list[str] = []
     if header_comment:
         out.extend(f"# {line}".rstrip() for line in header_comment.splitlines())
+        out.append("")
     service = [s for s in sections if s.kind == SERVICE]
     if service:
         out.append("service:")
