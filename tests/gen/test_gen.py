@@ -241,7 +241,8 @@ def test_check_on_missing_folder_fails_without_creating_it(tmp_path: Path) -> No
     (["--output", "s3", "--bucket", "Bad_Bucket"], "not a valid S3 bucket name"),
     (["--exclude-url", "(unclosed"], "does not compile"),
     (["--include-domain", "not a domain"], "not a domain name"),
-    (["--drop-status", "600-100"], "LOW-HIGH"),
+    (["--drop-status", "600-100"], "600-100"),
+    (["--drop-status", "abc"], "abc"),
 ])
 def test_bad_options_exit_nonzero_and_write_nothing(tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str],

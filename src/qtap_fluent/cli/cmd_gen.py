@@ -51,7 +51,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="forward input address (default: 127.0.0.1)")
     p.add_argument("--config-format", choices=("yaml", "classic"), default="yaml",
                    help="which Fluent Bit config compose starts (both are written; default yaml)")
+    p.add_argument("--record-shape", choices=("docker", "structured"), default=None,
+                   help="records as Docker's fluentd log driver sends them (default for compose) "
+                   "or as transaction maps from `qtap-fluent agent --shape structured` (no "
+                   "parser filter; default for kubernetes)")
     add_lua_arguments(p)
+    k = p.add_argument_group("Kubernetes target")
+    k.add_argument("--target", choices=("compose", "kubernetes"), default="compose",
+                   help="compose (default): docker-compose.yaml with Qtap; kubernetes: k8s/ "
+                   "with a kustomization, a DaemonSet running the agent and Fluent Bit per node")
+    k.add_argument("--namespace", default="qtap-fluent", help="namespace (default: qtap-fluent)")
+    k.add_argument("--image", default=None,
+                   help="agent image (default: qtap-fluent:<version>)")
+    k.add_argument("--aggregator", action="store_true",
+                   help="add a Fluent Bit aggregator Deployment + Service that alone writes to "
+                   "the outputs")
+    k.add_argument("--iam-role-arn", metavar="ARN",
+                   help="IAM role for the service account (EKS IRSA annotation)")
+    k.add_argument("--aws-secret", metavar="NAME",
+                   help="Secret holding aws-access-key-id and aws-secret-access-key")
     p.add_argument("--check", action="store_true",
                    help="write nothing; print a diff and exit 1 if the files on disk differ")
 
@@ -82,15 +100,11 @@ def lua_options(args: argparse.Namespace) -> dict[str, dict[str, object]]:
     if args.unwrap_qtap:
         lua["qtap_unwrap"] = {}
     if args.drop_domain or args.drop_status:
-        ranges = []
-        for text in args.drop_status:
-            low, sep, high = text.partition("-")
-            if not (sep and low.isdigit() and high.isdigit() and 100 <= int(low) <= int(high)
-                    <= 599):
-                raise UsageError(f"--drop-status: {text!r} is not LOW-HIGH with "
-                                 "100 <= LOW <= HIGH <= 599 (e.g. 200-299)")
-            ranges.append((int(low), int(high)))
-        lua["drop"] = {"domains": list(args.drop_domain), "status_ranges": ranges}
+        from qtap_fluent.fluentbit.lua.filters import parse_range
+
+        lua["drop"] = {"domains": list(args.drop_domain),
+                       "status_ranges": [parse_range(t, key="--drop-status")
+                                         for t in args.drop_status]}
     if args.redact or args.redact_header or args.redact_query:
         lua["redact"] = {"headers": list(args.redact_header),
                          "query_params": list(args.redact_query)}
@@ -154,15 +168,27 @@ def run(args: argparse.Namespace) -> int:
         http_port=args.http_port,
         listen=args.listen,
         config_format=args.config_format,
+        record_shape=args.record_shape or ("structured" if args.target == "kubernetes"
+                                           else "docker"),
         lua=lua_options(args),
     )
     errors = spec.check()
+    k8s = None
+    if args.target == "kubernetes":
+        from qtap_fluent.gen.kubernetes import K8sSpec
+
+        k8s = K8sSpec(namespace=args.namespace, aggregator=args.aggregator,
+                      iam_role_arn=args.iam_role_arn, aws_secret=args.aws_secret)
+        if args.image:
+            k8s.image = args.image
+        errors += k8s.check()
     if errors:
         for e in errors:
             print(f"error: {e}", file=sys.stderr)
         print("error: nothing written", file=sys.stderr)
         return 1
-    rendered = files.render(spec, data)
+    rendered = files.render(spec, data) if k8s is None else files.render_kubernetes(spec, k8s,
+                                                                                      data)
     out = Path(args.out)
     if args.check:
         text = files.diff(out, rendered)

@@ -35,6 +35,11 @@ LIFECYCLE = "s3-lifecycle.json"
 DEPLOY = "DEPLOY.md"
 
 
+#: Lua filters in pipeline order: unwrap first (it makes the transaction), drop before the
+#: filters that do work on what is kept, split last (it changes the record shape).
+LUA_ORDER = ("qtap_unwrap", "drop", "redact", "enrich", "split_payloads")
+
+
 def lua_sections(spec: GenSpec) -> tuple[list[Section], list[Section], dict[str, str]]:
     """(unwrap filter, other Lua filters, {script file: text}) for the enabled Lua filters."""
     if not spec.lua:
@@ -44,12 +49,12 @@ def lua_sections(spec: GenSpec) -> tuple[list[Section], list[Section], dict[str,
     unwrap: list[Section] = []
     rest: list[Section] = []
     scripts: dict[str, str] = {}
-    for name in lua.ORDER:
+    for name in LUA_ORDER:
         if name not in spec.lua:
             continue
-        section, filename, text = lua.filter_section(name, spec.lua[name], match=spec.tag)
+        section = lua.filter_section(name, match=spec.tag)
+        scripts[lua.script_filename(name)] = lua.render_script(name, spec.lua[name])
         (unwrap if name == "qtap_unwrap" else rest).append(section)
-        scripts[filename] = text
     return unwrap, rest, scripts
 
 
@@ -83,6 +88,18 @@ def render(spec: GenSpec, qtap_data: Any, *,
         files[LIFECYCLE] = json.dumps(lifecycle_policy(spec), indent=2) + "\n"
     files[DEPLOY] = deploy_md(spec, config_file, sorted(scripts))
     return {name: text.encode() for name, text in files.items()}
+
+
+def render_kubernetes(spec: GenSpec, k8s: Any, qtap_data: Any) -> dict[str, bytes]:
+    """The ``k8s/`` manifests, plus the S3 lifecycle policy and DEPLOY.md."""
+    from qtap_fluent.gen import kubernetes
+
+    _unwrap, lua, scripts = lua_sections(spec)
+    out = kubernetes.render(spec, k8s, qtap_data, lua, scripts)
+    if "s3" in spec.outputs:
+        out[LIFECYCLE] = (json.dumps(lifecycle_policy(spec), indent=2) + "\n").encode()
+    out[DEPLOY] = kubernetes.deploy_md(spec, k8s).encode()
+    return out
 
 
 def lifecycle_policy(spec: GenSpec) -> dict[str, Any]:
@@ -177,11 +194,13 @@ def write(out_dir: Path, files: Mapping[str, bytes]) -> None:
         raise ConfigError(f"{out_dir}: cannot create the output folder: {exc}") from exc
     try:
         for name, data in files.items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp / name).write_bytes(data)
         if not out_dir.exists():
             os.rename(tmp, out_dir)
             return
         for name in files:
+            (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp / name, out_dir / name)
     except OSError as exc:
         raise ConfigError(f"{out_dir}: cannot write the deployment: {exc}") from exc

@@ -57,15 +57,16 @@ def any_regex(patterns: list[str]) -> str:
 def filter_sections(spec: GenSpec, unwrap: list[Section], lua: list[Section]) -> list[Section]:
     """parser, grep source, ``unwrap`` (Lua), domain/URL greps, then the other ``lua`` filters."""
     out: list[Section] = []
-    p = Section(kind=FILTER, header="FILTER",
-                comment="Parse the JSON line Qtap wrote and lift its fields to the top level")
-    p.add("Name", "parser").add("Match", spec.tag).add("Key_Name", "log")
-    p.add("Parser", PARSER_NAME).add("Reserve_Data", True).add("Preserve_Key", False)
-    out.append(p)
-    g = Section(kind=FILTER, header="FILTER",
-                comment="Keep only what Qtap wrote to stdout (transactions), not its stderr logs")
-    g.add("Name", "grep").add("Match", spec.tag).add("Regex", "source stdout")
-    out.append(g)
+    if spec.record_shape == "docker":
+        p = Section(kind=FILTER, header="FILTER",
+                    comment="Parse the JSON line Qtap wrote and lift its fields to the top level")
+        p.add("Name", "parser").add("Match", spec.tag).add("Key_Name", "log")
+        p.add("Parser", PARSER_NAME).add("Reserve_Data", True).add("Preserve_Key", False)
+        out.append(p)
+        g = Section(kind=FILTER, header="FILTER", comment="Keep only what Qtap wrote to stdout "
+                    "(transactions), not its stderr logs")
+        g.add("Name", "grep").add("Match", spec.tag).add("Regex", "source stdout")
+        out.append(g)
     out.extend(unwrap)
     if spec.include_domains:
         s = Section(kind=FILTER, header="FILTER",

@@ -56,6 +56,9 @@ class GenSpec:
     port: int = DEFAULT_PORT
     http_port: int = 2020  #: Fluent Bit's health/metrics server, on loopback
     config_format: str = "yaml"  #: which of the two Fluent Bit configs compose runs
+    #: "docker": records arrive as Docker's fluentd log driver sends a container line (JSON in
+    #: ``log``, parsed by the parser filter); "structured": the transaction map itself.
+    record_shape: str = "docker"
     lua: dict[str, dict[str, object]] = field(default_factory=dict)  #: enabled Lua filters
 
     def region_or_default(self) -> str:
@@ -108,6 +111,8 @@ class GenSpec:
                 errors.append(f"{flag}: {port} is not a TCP port (1-65535)")
         if self.port == self.http_port:
             errors.append(f"--http-port: {self.http_port} is also the forward port")
+        if self.record_shape not in ("docker", "structured"):
+            errors.append(f"--record-shape: {self.record_shape!r} is not docker or structured")
         if self.config_format not in ("yaml", "classic"):
             errors.append(f"--config-format: {self.config_format!r} is not yaml or classic")
         return errors

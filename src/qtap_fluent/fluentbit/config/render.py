@@ -144,4 +144,7 @@ def render_yaml(sections: Iterable[Section], *, header_comment: str | None = Non
                 out.append("")
             out.append(f"{name}:")
             out.extend(_yaml_block(items, "  "))
-    return "\n".join(out).lstrip("\n") + "\n"
+    text = "\n".join(out).lstrip("\n")
+    while "\n\n\n" in text:
+        text = text.replace("\n\n\n", "\n\n")
+    return text + "\n"
