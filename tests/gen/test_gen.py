@@ -92,13 +92,19 @@ def test_every_output_combination_renders_both_formats_alike(tmp_path: Path,
     assert rc == 0
     fb = yaml.safe_load((out / gf.FB_YAML).read_text())
     names = [o["name"] for o in fb["pipeline"]["outputs"]]
-    expect = {"stdout": "stdout", "s3": "s3", "minio": "s3", "cloudwatch": "cloudwatch_logs"}
+    expect = {"stdout": "stdout", "s3": "s3", "minio": "s3", "cloudwatch": "cloudwatch_logs",
+              "serve": "forward"}
     assert names == [expect[k] for k in kinds]
     classic = (out / gf.FB_CONF).read_text()
     assert classic.count("[OUTPUT]") == len(kinds)
     compose = yaml.safe_load((out / gf.COMPOSE).read_text())
     assert ("minio" in compose["services"]) == ("minio" in kinds)
     assert (out / gf.LIFECYCLE).exists() == ("s3" in kinds)
+    assert ("serve" in compose["services"]) == ("serve" in kinds)
+    if "serve" in kinds:
+        from qtap_fluent.serve.config import check
+
+        assert check((out / gf.SERVE_YAML).read_text(), "serve.yaml") == []
 
 
 def test_s3_options_follow_the_guide_and_lifecycle(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ def compose_document(spec: GenSpec, mounts: Mapping[str, str], config_file: str,
         "network_mode": "host",
         "restart": "unless-stopped",
         "volumes": [f"{host}:{ETC}/{name}:ro" for name, host in mounts.items()
-                    if name != "qtap-config.yaml"],
+                    if name not in ("qtap-config.yaml", "serve.yaml")],
         "entrypoint": ["/fluent-bit/bin/fluent-bit"],
         "command": ["-c", f"{ETC}/{config_file}"],
     }
@@ -75,14 +75,37 @@ def compose_document(spec: GenSpec, mounts: Mapping[str, str], config_file: str,
     }
     services: dict[str, Any] = {"fluent-bit": fluent_bit, "qtap": qtap}
     doc: dict[str, Any] = {"services": services}
+    if "serve" in spec.outputs:
+        services["serve"] = _serve_service(mounts)
+        fluent_bit["depends_on"] = ["serve"]
     if "minio" in spec.outputs:
         services.update(_minio_services(spec))
         fluent_bit["depends_on"] = {"minio-init": {"condition": "service_completed_successfully"}}
+    volumes: dict[str, Any] = {}
     if "fluent-bit-buffer:/tmp/fluent-bit" in fluent_bit["volumes"]:
-        doc["volumes"] = {"fluent-bit-buffer": {}}
-        if "minio" in spec.outputs:
-            doc["volumes"]["minio-data"] = {}
+        volumes["fluent-bit-buffer"] = {}
+    if "minio" in spec.outputs:
+        volumes["minio-data"] = {}
+    if "serve" in spec.outputs:
+        volumes["serve-spool"] = {}
+    if volumes:
+        doc["volumes"] = volumes
     return doc
+
+
+def _serve_service(mounts: Mapping[str, str]) -> dict[str, Any]:
+    from qtap_fluent import __version__
+
+    return {
+        "image": f"qtap-fluent:{__version__}",  # built from the Dockerfile of qtap-fluent
+        "container_name": "qtap-fluent-serve",
+        "network_mode": "host",
+        "restart": "unless-stopped",
+        "command": ["serve", "--config", "/etc/qtap-fluent/serve.yaml"],
+        "volumes": [f"{mounts.get('serve.yaml', './serve.yaml')}:/etc/qtap-fluent/serve.yaml:ro",
+                    "serve-spool:/var/lib/qtap-fluent/serve"],
+        "environment": list(AWS_ENV),
+    }
 
 
 def _fluent_bit_env(spec: GenSpec, aws_env: Mapping[str, str]) -> list[str]:

@@ -33,6 +33,24 @@ QTAP_CONFIG = "qtap-config.yaml"
 COMPOSE = "docker-compose.yaml"
 LIFECYCLE = "s3-lifecycle.json"
 DEPLOY = "DEPLOY.md"
+SERVE_YAML = "serve.yaml"
+
+SERVE_TEMPLATE = """\
+# qtap-fluent serve: Fluent Bit's forward output sends here; these Python filters and outputs
+# run on every chunk, and the chunk is acked only once every matching output holds it.
+# Add your own: `- plugin: your.module:factory` (or an entry point in qtap_fluent.plugins).
+listen: 127.0.0.1:{port}
+metrics_listen: 127.0.0.1:{metrics_port}   # Prometheus text at /metrics
+spool: /var/lib/qtap-fluent/serve
+filters:
+  - name: decode_body      # base64 bodies -> text when textual, gzip/deflate/br undone
+    match: '{tag}'
+  - name: redact           # Authorization, Cookie, X-Api-Key, token-like query parameters...
+    match: '{tag}'
+outputs:
+  - name: stdout
+    match: '{tag}'
+"""
 
 
 #: Lua filters in pipeline order: unwrap first (it makes the transaction), drop before the
@@ -78,14 +96,25 @@ def render(spec: GenSpec, qtap_data: Any, *,
         qtapconf.rewrite(qtap_data, errors_only=spec.errors_only), header)
     config_file = FB_YAML if spec.config_format == "yaml" else FB_CONF
     parsers_file = PARSERS_YAML if spec.config_format == "yaml" else PARSERS_CONF
-    mounted = [config_file, parsers_file, *scripts, QTAP_CONFIG]
+    # Both formats are mounted, so switching ``-c`` is all it takes to run the other one.
+    mounted = [config_file, parsers_file, *(n for n in (FB_YAML, FB_CONF, PARSERS_YAML,
+                                                        PARSERS_CONF) if n not in
+                                            (config_file, parsers_file)),
+               *scripts, QTAP_CONFIG]
     mounts = mounts or {}
     volume_map = {name: mounts.get(name, f"./{name}") for name in mounted}
+    if "serve" in spec.outputs:
+        volume_map[SERVE_YAML] = mounts.get(SERVE_YAML, f"./{SERVE_YAML}")
     doc = compose.compose_document(spec, volume_map, config_file,
                                    store.env if store else {})
     files[COMPOSE] = compose.dump(doc, header)
     if "s3" in spec.outputs:
         files[LIFECYCLE] = json.dumps(lifecycle_policy(spec), indent=2) + "\n"
+    if "serve" in spec.outputs:
+        from qtap_fluent.gen.spec import SERVE_METRICS_PORT, SERVE_PORT
+
+        files[SERVE_YAML] = "".join(f"# {line}\n" for line in header.splitlines()) + \
+            SERVE_TEMPLATE.format(port=SERVE_PORT, metrics_port=SERVE_METRICS_PORT, tag=spec.tag)
     files[DEPLOY] = deploy_md(spec, config_file, sorted(scripts))
     return {name: text.encode() for name, text in files.items()}
 
@@ -128,7 +157,8 @@ def deploy_md(spec: GenSpec, config_file: str, scripts: list[str]) -> str:
         f"| `{PARSERS_YAML}`, `{PARSERS_CONF}` | the JSON parser the pipeline uses |",
         f"| `{QTAP_CONFIG}` | your Qtap config with its stores pointed at stdout |",
         f"| `{COMPOSE}` | Fluent Bit + Qtap"
-        + (" + MinIO" if "minio" in spec.outputs else "") + " |",
+        + (" + MinIO" if "minio" in spec.outputs else "")
+        + (" + qtap-fluent serve" if "serve" in spec.outputs else "") + " |",
     ]
     lines += [f"| `{s}` | Lua filter |" for s in scripts]
     if "s3" in spec.outputs:
@@ -167,6 +197,14 @@ def deploy_md(spec: GenSpec, config_file: str, scripts: list[str]) -> str:
             "service creates the bucket and an expiry rule of "
             f"{spec.retention_days} days. Fluent Bit uses host networking, so it reaches MinIO "
             "at http://127.0.0.1:9000.",
+        ]
+    if "serve" in spec.outputs:
+        lines += [
+            "", "## qtap-fluent serve", "",
+            f"`{SERVE_YAML}` configures the Python plugin host: Fluent Bit forwards to it on "
+            "127.0.0.1:24225 with acks on and retries until it accepts. Build its image from "
+            "the qtap-fluent repository (`docker build -t qtap-fluent:<version> .`) or run "
+            "`qtap-fluent serve --config serve.yaml` on the host.",
         ]
     if "cloudwatch" in spec.outputs:
         lines += [

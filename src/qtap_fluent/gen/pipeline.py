@@ -91,7 +91,8 @@ def s3_key_format(spec: GenSpec) -> str:
 
 
 def output_sections(spec: GenSpec) -> list[Section]:
-    builders = {"stdout": _stdout, "s3": _s3, "minio": _minio, "cloudwatch": _cloudwatch}
+    builders = {"stdout": _stdout, "s3": _s3, "minio": _minio, "cloudwatch": _cloudwatch,
+                "serve": _serve}
     return [builders[kind](spec) for kind in spec.outputs]
 
 
@@ -141,6 +142,17 @@ def _cloudwatch(spec: GenSpec) -> Section:
     s.add("region", spec.region_or_default()).add("log_group_name", spec.log_group)
     s.add("log_stream_prefix", "qtap-").add("auto_create_group", True)
     s.add("log_retention_days", spec.retention_days)
+    return s
+
+
+def _serve(spec: GenSpec) -> Section:
+    from qtap_fluent.gen.spec import SERVE_PORT
+
+    s = Section(kind=OUTPUT, header="OUTPUT",
+                comment="Output: `qtap-fluent serve` (Python filters and outputs); it acks a "
+                "chunk only once its outputs hold it, so nothing is lost while it restarts")
+    s.add("Name", "forward").add("Match", spec.tag).add("Host", "127.0.0.1")
+    s.add("Port", SERVE_PORT).add("Require_ack_response", True).add("Retry_Limit", "no_limits")
     return s
 
 

@@ -41,13 +41,15 @@ def render_tree() -> dict[str, bytes]:
             gf.PARSERS_YAML: f"../parsers/{gf.PARSERS_YAML}",
             gf.PARSERS_CONF: f"../parsers/{gf.PARSERS_CONF}",
             gf.QTAP_CONFIG: f"../conf/{gf.QTAP_CONFIG}",
+            gf.SERVE_YAML: f"../{conf_dir}/{gf.SERVE_YAML}",
         }
         rendered = gf.render(spec, data, mounts=mounts)
         tree[f"{conf_dir}/{gf.FB_CONF}"] = rendered[gf.FB_CONF]
         tree[f"{conf_dir}/{gf.FB_YAML}"] = rendered[gf.FB_YAML]
         tree[f"compose/docker-compose.{kind}.yaml"] = rendered[gf.COMPOSE]
-        if gf.LIFECYCLE in rendered:
-            tree[f"{conf_dir}/{gf.LIFECYCLE}"] = rendered[gf.LIFECYCLE]
+        for extra in (gf.LIFECYCLE, gf.SERVE_YAML):
+            if extra in rendered:
+                tree[f"{conf_dir}/{extra}"] = rendered[extra]
         if kind == "stdout":
             tree[f"conf/{gf.QTAP_CONFIG}"] = rendered[gf.QTAP_CONFIG]
             tree[f"parsers/{gf.PARSERS_CONF}"] = rendered[gf.PARSERS_CONF]

@@ -11,7 +11,12 @@ import re
 from dataclasses import dataclass, field
 
 #: Output kinds, in the order they are rendered when several are asked for.
-OUTPUT_KINDS: tuple[str, ...] = ("stdout", "s3", "minio", "cloudwatch")
+OUTPUT_KINDS: tuple[str, ...] = ("stdout", "s3", "minio", "cloudwatch", "serve")
+
+#: ``--output serve``: Fluent Bit forwards (acks on) to ``qtap-fluent serve`` on this port, where
+#: Python filters and outputs run.
+SERVE_PORT = 24225
+SERVE_METRICS_PORT = 2021
 
 #: CloudWatch Logs accepts only these retention periods (PutRetentionPolicy; Fluent Bit
 #: ``log_retention_days`` passes the value through).
@@ -106,6 +111,8 @@ class GenSpec:
                 errors.append(f"--exclude-url: {pattern!r} {problem}")
         if not re.match(r"^[A-Za-z0-9_.-]+$", self.tag):
             errors.append(f"--tag: {self.tag!r} may hold only letters, digits, '_', '.' and '-'")
+        if "serve" in self.outputs and SERVE_PORT in (self.port, self.http_port):
+            errors.append(f"--port/--http-port: {SERVE_PORT} is the port of the serve output")
         for flag, port in (("--port", self.port), ("--http-port", self.http_port)):
             if not 1 <= port <= 65535:
                 errors.append(f"{flag}: {port} is not a TCP port (1-65535)")

@@ -25,7 +25,8 @@ Check = Callable[[Any], Iterator[Problem]]
 class RuleInfo:
     id: str
     level: Level
-    scope: str  #: "fluentbit", "parsers", "lua", "qtap", "compose", "cross", "security", "yaml"
+    #: "fluentbit", "parsers", "lua", "qtap", "compose", "cross", "security", "yaml", "file"
+    scope: str
     doc: str
     check: Check | None = None
 
@@ -33,7 +34,24 @@ class RuleInfo:
 RULES: dict[str, RuleInfo] = {}
 
 #: Modules whose import registers rules. Order is the order checks run in.
-RULE_MODULES: tuple[str, ...] = ()
+RULE_MODULES: tuple[str, ...] = (
+    "qtap_fluent.validate.declarations",
+    # Fluent Bit per-file checks (their package docstring lists the ids).
+    "qtap_fluent.fluentbit.config.checks.loader",
+    "qtap_fluent.fluentbit.config.checks.sections",
+    "qtap_fluent.fluentbit.config.checks.values",
+    "qtap_fluent.fluentbit.config.checks.parsers",
+    "qtap_fluent.fluentbit.config.checks.grep",
+    "qtap_fluent.fluentbit.config.checks.lua",
+    "qtap_fluent.fluentbit.config.checks.outputs",
+    "qtap_fluent.fluentbit.config.checks.routing",
+    # Qtap YAML: ids the Qtap loader reports (declarations only).
+    "qtap_fluent.qtap.rules",
+    # validate's own: compose schema, cross-file and security rules.
+    "qtap_fluent.validate.rules.compose_schema",
+    "qtap_fluent.validate.rules.cross",
+    "qtap_fluent.validate.rules.security",
+)
 
 
 def register(rule_id: str, level: Level, scope: str, doc: str) -> Callable[[Check], Check]:
@@ -52,6 +70,13 @@ def declare(rule_id: str, level: Level, scope: str, doc: str) -> None:
 
 
 def _add(rule: RuleInfo) -> None:
+    existing = RULES.get(rule.id)
+    if existing is not None and existing.check is None and rule.check is None:
+        # Two loaders may report the same id (``yaml-syntax``): the first declaration stands,
+        # as long as they agree on how bad it is.
+        if existing.level != rule.level:
+            raise ValueError(f"rule id {rule.id!r} declared with two levels")
+        return
     if rule.id in RULES and RULES[rule.id] != rule:
         existing = RULES[rule.id]
         if existing.check is not None or rule.check is None:

@@ -47,6 +47,8 @@ class Entry:
     value: str
     span: Span | None = None
     value_span: Span | None = None
+    raw: str | None = None  #: the value as written, before ``${VAR}`` expansion (loaders)
+    unresolved: tuple[str, ...] = ()  #: variables the value used that were not set (loaders)
 
     @property
     def name(self) -> str:

@@ -8,6 +8,7 @@ written as a string, quoted when YAML would read it as something else.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 
@@ -74,6 +75,9 @@ def yaml_scalar(value: str) -> str:
     Words Fluent Bit reads itself (``on``, ``5``, ``50M``) stay plain: its libyaml loader keeps
     scalars as text. Anything with YAML syntax in it is single-quoted.
     """
+    if not value.isprintable():
+        # Single quotes cannot carry control characters; JSON string syntax is valid YAML.
+        return json.dumps(value)
     if _PLAIN.match(value) and not _YAML_SPECIAL_WORDS.match(value) and "  " not in value:
         return value
     if _YAML_SPECIAL_WORDS.match(value) or _NUMBERISH.match(value):
@@ -120,14 +124,16 @@ def render_yaml(sections: Iterable[Section], *, header_comment: str | None = Non
         out.append("")
     service = [s for s in sections if s.kind == SERVICE]
     if service:
+        # Several [SERVICE] sections merge into one mapping, as Fluent Bit merges them.
+        merged = Section(kind=SERVICE, header="service",
+                         entries=[e for s in service for e in s.entries])
         out.append("service:")
-        for s in service:
-            for key, values in _grouped(s):
-                if len(values) == 1:
-                    out.append(f"  {key}: {yaml_scalar(values[0])}")
-                else:
-                    out.append(f"  {key}:")
-                    out.extend(f"    - {yaml_scalar(v)}" for v in values)
+        for key, values in _grouped(merged):
+            if len(values) == 1:
+                out.append(f"  {key}: {yaml_scalar(values[0])}")
+            else:
+                out.append(f"  {key}:")
+                out.extend(f"    - {yaml_scalar(v)}" for v in values)
     blocks = [("inputs", INPUT), ("filters", FILTER), ("outputs", OUTPUT)]
     if any(s.kind in (INPUT, FILTER, OUTPUT) for s in sections):
         out.append("")

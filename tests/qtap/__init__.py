@@ -1,0 +1,1 @@
+"""Tests of the Qtap config model and the rulekit expression language."""
