@@ -149,6 +149,24 @@ def load(text: str, path: str, *, typed: bool = True) -> tuple[Any, list[Problem
     return data, builder.problems
 
 
+def load_all(text: str, path: str, *, typed: bool = True) -> tuple[list[Any], list[Problem]]:
+    """Every document of a multi-document stream (``---``); like ``load`` otherwise."""
+    builder = _Builder(path, typed)
+    docs: list[Any] = []
+    try:
+        for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
+            if node is not None:
+                docs.append(builder.build(node))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        msg = " ".join(str(x) for x in (exc.context, exc.problem) if x) or str(exc)
+        builder.problem((line, col), "yaml-syntax", f"YAML syntax error: {msg}")
+    except (yaml.YAMLError, RecursionError, ValueError) as exc:
+        builder.problem((1, 1), "yaml-syntax", f"YAML syntax error: {exc}")
+    return docs, builder.problems
+
+
 def type_name(value: Any) -> str:
     """How a YAML user would name the type of ``value`` in a message."""
     if value is None:

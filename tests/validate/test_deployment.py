@@ -186,9 +186,10 @@ def test_registry_lists_every_rule_module() -> None:
     assert len(set(registry.RULE_MODULES)) == len(registry.RULE_MODULES)
 
 
-def test_recognised_but_unchecked_kinds(tmp_path: Path) -> None:
+def test_kubernetes_manifests_are_checked(tmp_path: Path) -> None:
     k8s = tmp_path / "daemonset.yaml"
-    k8s.write_text("apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: qtap\n")
-    assert [(p.rule, str(p.level)) for p in engine.run([str(k8s)], _rules()).problems] == [
-        ("file-not-checked", "info")]
-    assert engine.run([str(tmp_path)], _rules()).problems == ()
+    k8s.write_text("apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: qtap\n"
+                   "  nmespace: x\n")
+    found = [(p.rule, p.line) for p in engine.run([str(k8s)]).problems]
+    assert ("k8s-schema", 5) in found
+    assert "file-not-checked" not in [rule for rule, _ in found]

@@ -19,7 +19,7 @@ declare("file-unknown-kind", Level.ERROR, "file",
         "a file named on the command line that is none of the kinds validate knows")
 declare("file-not-checked", Level.INFO, "file",
         "a file named on the command line whose kind validate recognises but does not check yet "
-        "(Kubernetes manifests, Fluent Bit upstream/plugins files on their own)")
+        "(Fluent Bit upstream/plugins/streams files on their own)")
 declare("file-none-found", Level.WARNING, "file",
         "a folder holds no file validate knows (wrong path in CI?)")
 declare("validator-crash", Level.ERROR, "file",

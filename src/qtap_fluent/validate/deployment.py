@@ -23,6 +23,7 @@ from qtap_fluent import yamlpos
 from qtap_fluent.fluentbit.config.model import ConfigFile
 from qtap_fluent.problems import Level, Problem
 from qtap_fluent.validate import classify as kinds
+from qtap_fluent.validate.kubernetes import Manifests
 
 #: Files larger than this are not read (a config this big is a mistake, or not a config).
 MAX_FILE_BYTES = 8 * 1024 * 1024
@@ -45,6 +46,7 @@ class SourceFile:
     kind: str  #: one of ``classify.KINDS``
     text: str
     explicit: bool = False  #: named on the command line (not found in a folder)
+    env: dict[str, str] | None = None  #: variables the file sees (ConfigMap: the pod's env)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -78,6 +80,7 @@ class Deployment:
     lua: list[SourceFile] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     forward_tags: list[str] = field(default_factory=list)
+    manifests: Manifests = field(default_factory=Manifests)
     _parsers_by_path: dict[str, ConfigFile] = field(default_factory=dict)
 
     def parsers_for(self, config: ConfigFile) -> list[ConfigFile]:
@@ -239,10 +242,25 @@ def load(paths: Sequence[str]) -> Deployment:
             deployment.compose.append(_load_yaml(source, deployment.problems))
         elif kind == kinds.QTAP:
             deployment.qtap.append(_load_qtap(source, deployment.problems))
+        elif kind == kinds.K8S:
+            deployment.manifests.add(source.path, source.text, deployment.problems)
         elif kind == kinds.SERVE:
             from qtap_fluent.serve.config import check as check_serve
 
             deployment.problems.extend(check_serve(source.text, source.path))
+    # Files carried by ConfigMaps are checked like files on disk (mapped back afterwards).
+    texts = {f.path: f.text for f in deployment.files if f.kind == kinds.K8S}
+    for temp, text, env in deployment.manifests.materialise(texts):
+        kind = kinds.classify(temp, text)
+        embedded = SourceFile(path=temp, kind=kind, text=text, env=env)
+        if kind in (kinds.FB_CLASSIC, kinds.FB_YAML):
+            fb_candidates.append(embedded)
+        elif kind in (kinds.PARSERS_CLASSIC, kinds.PARSERS_YAML):
+            parser_candidates.append(embedded)
+        elif kind == kinds.LUA:
+            deployment.lua.append(embedded)
+        elif kind == kinds.QTAP:
+            deployment.qtap.append(_load_qtap(embedded, deployment.problems))
     _load_fluentbit(deployment, fb_candidates, parser_candidates)
     for given in paths:
         if os.path.isdir(given) and not any(_under(f.path, given) for f in deployment.files):
@@ -275,7 +293,7 @@ def _read(path: str, explicit: bool, problems: list[Problem]) -> SourceFile | No
                 "not a file validate knows: expected Qtap YAML, a Fluent Bit config "
                 "(classic or YAML), a parsers file, a Lua script or a docker compose file"))
         return None
-    if kind in (kinds.K8S, kinds.FB_AUX) and explicit:
+    if kind == kinds.FB_AUX and explicit:
         problems.append(_problem(path, "file-not-checked",
                                  f"recognised as {kind}, which validate does not check yet",
                                  Level.INFO))
@@ -328,7 +346,7 @@ def _load_fluentbit(deployment: Deployment, candidates: list[SourceFile],
         # Fluent Bit picks the format by extension (flb_cf_create_from_file), so do we.
         fmt = "yaml" if s.path.lower().endswith(YAML_EXTENSIONS) else "classic"
         try:
-            loaded[s.path] = load_text(s.text, s.path, fmt)
+            loaded[s.path] = load_text(s.text, s.path, fmt, env=s.env)
         except Exception as exc:  # noqa: BLE001 - a loader bug is reported, never a traceback
             deployment.problems.append(_crash(s.path, "the Fluent Bit loader", exc))
     included = {os.path.abspath(p) for cfg in loaded.values() for p in cfg.includes}

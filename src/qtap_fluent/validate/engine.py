@@ -46,5 +46,11 @@ def run(paths: Sequence[str], rules: dict[str, RuleInfo] | None = None) -> Resul
     """Validate the files and folders ``paths`` with ``rules`` (default: the whole registry)."""
     rules = load_all() if rules is None else rules
     loaded = deployment_mod.load(paths)
-    problems = run_rules(loaded, rules)
+    try:
+        problems = run_rules(loaded, rules)
+    finally:
+        loaded.manifests.cleanup()
+    # Problems found in files carried by ConfigMaps point at the manifest lines.
+    problems = sorted({loaded.manifests.remap(p) for p in problems},
+                      key=lambda p: (*p.sort_key(), p.message))
     return Result(problems=tuple(problems), files=len(loaded.files), deployment=loaded)

@@ -50,6 +50,7 @@ RULE_MODULES: tuple[str, ...] = (
     # validate's own: compose schema, cross-file and security rules.
     "qtap_fluent.validate.rules.compose_schema",
     "qtap_fluent.validate.rules.cross",
+    "qtap_fluent.validate.rules.kubernetes",
     "qtap_fluent.validate.rules.security",
 )
 

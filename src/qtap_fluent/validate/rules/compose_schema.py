@@ -139,6 +139,12 @@ def check_compose_schema(deployment: Deployment) -> Iterator[Problem]:
     for doc in deployment.compose:
         if not isinstance(doc.data, YMap):
             continue  # did not load: the YAML problem is already reported
+        bad_keys = list(_non_string_keys(doc.data))
+        for mark, key in bad_keys:
+            yield _problem(doc.path, mark[0], mark[1],
+                           f"mapping key {key!r} is not a string (compose keys are names)")
+        if bad_keys:
+            continue  # JSON Schema is defined over string keys only
         check = validator()
         errors = sorted(check.iter_errors(doc.data), key=lambda e: list(map(str, e.path)))
         for error in errors:
@@ -153,6 +159,19 @@ def check_compose_schema(deployment: Deployment) -> Iterator[Problem]:
                 line, col = locate(doc.data, path, key)
                 yield _problem(doc.path, line, col,
                                f"{_dotted(path)}: unknown key {key!r} (not in the compose spec)")
+
+
+def _non_string_keys(node: Any, depth: int = 0) -> Iterator[tuple[Mark, Any]]:
+    if depth > 100:
+        return
+    if isinstance(node, YMap):
+        for key, value in node.items():
+            if not isinstance(key, str):
+                yield node.key_mark(key), key
+            yield from _non_string_keys(value, depth + 1)
+    elif isinstance(node, YList):
+        for item in node:
+            yield from _non_string_keys(item, depth + 1)
 
 
 def _problem(path: str, line: int, col: int, message: str) -> Problem:

@@ -176,10 +176,27 @@ def _agent_redacts(service: compose.Service) -> bool:
     return runs_agent and "--no-redact" not in argv
 
 
+def _k8s_containers(deployment: Deployment) -> Iterator[YMap]:
+    from qtap_fluent.validate.kubernetes import items, pod_spec
+
+    for doc in deployment.manifests.docs:
+        pod = pod_spec(doc)
+        if pod is not None:
+            yield from items(pod.get("containers"))
+
+
+def _k8s_agent_redacts(container: YMap) -> bool:
+    argv = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
+    image = str(container.get("image", ""))
+    return "agent" in argv and "qtap-fluent" in image and "--no-redact" not in argv
+
+
 def redaction_present(deployment: Deployment, doc: QtapDoc) -> bool:
     """A Lua filter whose script or function is a redact filter in the pipeline ``doc`` feeds,
     our agent redacting at source, or a redaction setting in the Qtap config."""
     if any(_agent_redacts(s) for s in compose.all_services(deployment.compose)):
+        return True
+    if any(_k8s_agent_redacts(c) for c in _k8s_containers(deployment)):
         return True
     if _has_key(doc.data, "redact"):
         return True
