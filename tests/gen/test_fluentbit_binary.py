@@ -14,9 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -90,7 +88,7 @@ def forward_port(out: Path) -> int:
 def test_dry_run_accepts_both_formats(tmp_path: Path, kinds: list[str]) -> None:
     out = generate(tmp_path, "d", *outputs_args(kinds))
     for name in ("fluent-bit.conf", "fluent-bit.yaml"):
-        proc = subprocess.run([str(FLUENT_BIT), "--dry-run", "-c", str(out / name)],
+        proc = subprocess.run([str(FLUENT_BIT), "--dry-run", "-c", str(out / name)], check=False,
                               capture_output=True, text=True, timeout=60, cwd=tmp_path)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "configuration test is successful" in proc.stdout + proc.stderr
@@ -173,37 +171,14 @@ def test_records_flow_filtered_and_both_formats_agree(tmp_path: Path) -> None:
     assert results["fluent-bit.conf"] == yaml_out
 
 
-@pytest.fixture()
-def moto_s3(tmp_path: Path) -> Iterator[str]:
-    pytest.importorskip("moto.server")
-    port = free_port()
-    log = (tmp_path / "moto.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                             str(port)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and proc.poll() is None, "moto did not start"
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
-
-
-def test_s3_output_uploads_gzip_objects(tmp_path: Path, moto_s3: str) -> None:
+def test_s3_output_uploads_gzip_objects(tmp_path: Path, moto_endpoint: str) -> None:
     import boto3
 
-    s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1",
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1",
                       aws_access_key_id="testing", aws_secret_access_key="testing")
     s3.create_bucket(Bucket="capture-bucket")
     out = generate(tmp_path, "d", "--output", "s3", "--bucket", "capture-bucket",
-                   "--endpoint", moto_s3)
+                   "--endpoint", moto_endpoint)
     # store_dir must be writable here; the container path is kept in the generated file.
     conf = out / "fluent-bit.yaml"
     conf.write_text(conf.read_text().replace("/tmp/fluent-bit/s3", str(tmp_path / "store")))

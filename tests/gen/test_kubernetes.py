@@ -43,7 +43,7 @@ def test_every_manifest_validates_against_kubernetes_1_30(tmp_path: Path, kinds:
     docs = load_docs(k8s)
     kustomization = docs.pop("kustomization.yaml")[0]
     assert sorted(kustomization["resources"]) == sorted(docs)
-    for name, ds in docs.items():
+    for ds in docs.values():
         for doc in ds:
             kv.validate(doc, "1.30.0", strict=True)
     # Every ConfigMap a pod mounts exists, with the file Fluent Bit is started with.
@@ -136,7 +136,7 @@ def test_configs_in_configmaps_pass_dry_run(tmp_path: Path) -> None:
                   "--aggregator", "--redact", "--enrich")
     for cm in ("qtap-fluent-fluent-bit", "qtap-fluent-aggregator-fluent-bit"):
         conf = extract(k8s, cm, tmp_path / cm)
-        proc = subprocess.run([str(FLUENT_BIT), "--dry-run", "-c", str(conf)],
+        proc = subprocess.run([str(FLUENT_BIT), "--dry-run", "-c", str(conf)], check=False,
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stdout + proc.stderr
 

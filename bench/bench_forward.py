@@ -1,0 +1,332 @@
+"""Forward-protocol throughput, side by side in one run (issue 4 targets).
+
+    python3 bench/bench_forward.py [--records 100000]
+
+Part 1, senders into the same receiver (Fluent Bit's forward input with a null output when
+``fluent-bit`` is on PATH, else the bare Python receiver below, in its own process):
+fluent-logger (Message mode, one event per call), our client with acks, with gzip, with zstd.
+A sender's time runs from the first emit until everything is written (fluent-logger, which
+has no acks) or acknowledged (our client).
+
+Part 2, receivers fed by the same sender: pre-encoded Forward-mode frames of 1,000 records
+(what Fluent Bit's forward output sends) into (a) a bare asyncio + streaming ``Unpacker``
+receiver and (b) our ``ForwardServer`` with a counting consumer, each in its own process. A
+receiver's time runs from its first byte to its last record decoded.
+
+Records are ~2.2 KB qtap-like HTTP transactions. Prints records/s and the ratios the issue sets
+targets for: client-with-acks / fluent-logger >= 4, gzip / fluent-logger >= 1,
+our server / bare receiver >= 0.9. Timings are noisy on a shared machine: compare ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import msgpack
+
+HERE = os.path.abspath(__file__)
+
+
+def make_record(i: int) -> dict[str, Any]:
+    """A ~2.2 KB transaction record shaped like qtap's HTTP capture."""
+    return {
+        "metadata": {"process_id": 4242, "process_exe": "/usr/bin/python3",
+                     "bytes_sent": 512, "bytes_received": 1480, "connection_id": f"c{i}"},
+        "request": {
+            "method": "POST", "url": f"https://api.example.com/v1/items/{i}",
+            "protocol": "http/1.1", "authority": "api.example.com",
+            "headers": {"content-type": "application/json", "user-agent": "bench/1.0",
+                        "accept": "*/*", "x-request-id": f"req-{i:08d}"},
+            "body": "x" * 700,
+        },
+        "response": {
+            "status": 200,
+            "headers": {"content-type": "application/json", "server": "nginx"},
+            "body": "y" * 1100,
+        },
+        "direction": "egress-external",
+    }
+
+
+# ------------------------------------------------------------------ receivers (subprocesses)
+
+
+def recv_bare(port: int, total: int) -> None:
+    """The baseline: asyncio Protocol + one streaming Unpacker; counts records, sends acks."""
+    import zlib
+
+    class Bare(asyncio.Protocol):
+        def connection_made(self, transport: Any) -> None:
+            self.t = transport
+            self.u = msgpack.Unpacker(raw=False, unicode_errors="surrogateescape")
+
+        def data_received(self, data: bytes) -> None:
+            global _count
+            if _first is None:
+                _mark_first()
+            self.u.feed(data)
+            for obj in self.u:
+                if obj is None:
+                    continue
+                body = obj[1]
+                opts = obj[-1] if isinstance(obj[-1], dict) and len(obj) > 2 else {}
+                if isinstance(body, list):
+                    _count += len(body)
+                elif isinstance(body, (bytes, str)):
+                    raw = body if isinstance(body, bytes) else body.encode("utf-8",
+                                                                           "surrogateescape")
+                    if raw[:2] == b"\x1f\x8b":
+                        raw = zlib.decompress(raw, 47)
+                    elif raw[:4] == b"\x28\xb5\x2f\xfd":
+                        import zstandard
+                        raw = zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+                    _count += sum(1 for _ in msgpack.Unpacker(raw_bytes_io(raw), raw=False))
+                else:
+                    _count += 1
+                if "chunk" in opts:
+                    self.t.write(msgpack.packb({"ack": opts["chunk"]}))
+            _check_done(total)
+
+    _serve(lambda: Bare(), port)
+
+
+def raw_bytes_io(data: bytes) -> Any:
+    import io
+    return io.BytesIO(data)
+
+
+def recv_ours(port: int, total: int) -> None:
+    """Our ForwardServer with a consumer that only counts."""
+    from qtap_fluent.fluentbit.forward.server import ForwardServer
+
+    async def consumer(batch: list[Any]) -> bool:
+        global _count
+        _count += len(batch)
+        _check_done(total)
+        return True
+
+    async def run() -> None:
+        server = ForwardServer(consumer, host="127.0.0.1", port=port)
+        await server.start()
+        print("ready", flush=True)
+        # first-byte time: wrap the protocol factory's data_received via a tiny hook
+        from qtap_fluent.fluentbit.forward import server as srvmod
+
+        orig = srvmod._Conn.data_received
+
+        def hooked(self: Any, data: bytes) -> None:
+            if _first is None:
+                _mark_first()
+            orig(self, data)
+
+        srvmod._Conn.data_received = hooked  # type: ignore[method-assign]
+        await asyncio.Event().wait()
+
+    asyncio.run(run())
+
+
+_first: float | None = None
+_first_cpu = 0.0
+_count = 0
+
+
+def _mark_first() -> None:
+    global _first, _first_cpu
+    _first, _first_cpu = time.perf_counter(), time.process_time()
+
+
+def _check_done(total: int) -> None:
+    if _count >= total and _first is not None:
+        elapsed = time.perf_counter() - _first
+        cpu = time.process_time() - _first_cpu
+        print(f"done {_count} {elapsed:.6f} {cpu:.6f}", flush=True)
+        os._exit(0)
+
+
+def _serve(factory: Any, port: int) -> None:
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        await loop.create_server(factory, "127.0.0.1", port)
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(run())
+
+
+# ------------------------------------------------------------------ driver
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def spawn(role: str, port: int, total: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, HERE, "--role", role, "--port", str(port),
+                             "--records", str(total)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def finish(proc: subprocess.Popen[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) the receiver process spent on the records."""
+    assert proc.stdout is not None
+    line = proc.stdout.readline().split()
+    proc.wait(60)
+    assert line and line[0] == "done", line
+    return float(line[2]), float(line[3])
+
+
+def start_fluent_bit(port: int, workdir: str) -> subprocess.Popen[bytes] | None:
+    exe = shutil.which("fluent-bit")
+    if exe is None:
+        return None
+    conf = os.path.join(workdir, "fb.conf")
+    with open(conf, "w") as fh:
+        fh.write(f"[SERVICE]\n    Flush 1\n    Log_Level error\n[INPUT]\n    Name forward\n"
+                 f"    Listen 127.0.0.1\n    Port {port}\n[OUTPUT]\n    Name null\n"
+                 f"    Match *\n")
+    proc = subprocess.Popen([exe, "-c", conf], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    return None
+
+
+def send_fluent_logger(port: int, records: list[dict[str, Any]]) -> tuple[float, float]:
+    from fluent import sender
+
+    s = sender.FluentSender("bench", host="127.0.0.1", port=port, bufmax=64 << 20)
+    t0, c0 = time.perf_counter(), time.process_time()
+    for rec in records:
+        s.emit("fl", rec)
+    s.close()
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def send_ours(port: int, records: list[dict[str, Any]], **kw: Any) -> tuple[float, float]:
+    from qtap_fluent.fluentbit.forward.client import ForwardClient
+
+    client = ForwardClient("127.0.0.1", port, queue_max_records=20_000, **kw)
+    t0, c0 = time.perf_counter(), time.process_time()
+    for rec in records:
+        client.emit("ours", rec)
+    ok = client.flush(120)
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    client.close()
+    delivered = client.stats.acked_records if kw.get("require_ack", True) else \
+        client.stats.sent_records
+    assert ok and delivered == len(records), client.stats
+    return elapsed, cpu
+
+
+def forward_frames(records: list[dict[str, Any]], per_frame: int = 1000) -> list[bytes]:
+    from qtap_fluent.fluentbit.forward import codec
+    from qtap_fluent.fluentbit.forward.events import EventTime
+
+    t = EventTime(1700000000, 0)
+    return [codec.encode_forward("fb", [(t, r) for r in records[i:i + per_frame]])
+            for i in range(0, len(records), per_frame)]
+
+
+def blast(port: int, frames: list[bytes]) -> None:
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        for frame in frames:
+            sock.sendall(frame)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=2, help="runs per line; best is shown")
+    parser.add_argument("--role", choices=["recv-bare", "recv-ours"])
+    parser.add_argument("--port", type=int)
+    args = parser.parse_args()
+    if args.role == "recv-bare":
+        return recv_bare(args.port, args.records)
+    if args.role == "recv-ours":
+        return recv_ours(args.port, args.records)
+
+    n = args.records
+    records = [make_record(i) for i in range(n)]
+    size = len(msgpack.packb(records[0]))
+    print(f"{n} records of {size} bytes (msgpack); CPUs: {os.cpu_count()}")
+    rates: dict[str, float] = {}
+    cpu_rates: dict[str, float] = {}
+
+    with tempfile.TemporaryDirectory() as work:
+        port = free_port()
+        fb = start_fluent_bit(port, work)
+        where = "Fluent Bit forward input -> null" if fb else "bare Python receiver"
+        print(f"\n-- senders into: {where}")
+        print(f"{'sender':40s} {'records/s':>12s} {'records/CPU-s':>14s}")
+        senders: list[tuple[str, Any]] = [
+            ("fluent-logger", lambda p: send_fluent_logger(p, records)),
+            ("ours, no acks", lambda p: send_ours(p, records, require_ack=False)),
+            ("ours, acks", lambda p: send_ours(p, records)),
+            ("ours, gzip + acks", lambda p: send_ours(p, records, compress="gzip")),
+            ("ours, zstd + acks", lambda p: send_ours(p, records, compress="zstd")),
+        ]
+        try:
+            for _ in range(args.repeat):  # interleaved, so load changes hit every sender
+                for name, fn in senders:
+                    if fb is None:
+                        port = free_port()
+                        proc = spawn("recv-bare", port, n)
+                    elapsed, cpu = fn(port)
+                    if fb is None:
+                        finish(proc)
+                    rates[name] = max(rates.get(name, 0.0), n / elapsed)
+                    cpu_rates[name] = max(cpu_rates.get(name, 0.0), n / cpu)
+            for name, _ in senders:
+                print(f"{name:40s} {rates[name]:>12,.0f} {cpu_rates[name]:>14,.0f}")
+        finally:
+            if fb is not None:
+                fb.terminate()
+                fb.wait(10)
+
+    def ratio(a: str, b: str) -> str:
+        return (f"wall {rates[a] / rates[b]:.2f}, CPU {cpu_rates[a] / cpu_rates[b]:.2f}")
+
+    print(f"ratio ours acks / fluent-logger: {ratio('ours, acks', 'fluent-logger')}"
+          "  (target >= 4)")
+    print(f"ratio ours gzip / fluent-logger: {ratio('ours, gzip + acks', 'fluent-logger')}"
+          "  (target >= 1)")
+    print(f"ratio ours zstd / fluent-logger: {ratio('ours, zstd + acks', 'fluent-logger')}")
+
+    print("\n-- receivers fed Forward-mode frames of 1,000 records (Fluent Bit's shape)")
+    frames = forward_frames(records)
+    wall: dict[str, float] = {}
+    cpu_r: dict[str, float] = {}
+    for role in ("recv-bare", "recv-ours") * max(2, args.repeat):
+        port = free_port()
+        proc = spawn(role, port, n)
+        blast(port, frames)
+        w, c = finish(proc)
+        wall[role] = max(wall.get(role, 0.0), n / w)  # best run of each
+        cpu_r[role] = max(cpu_r.get(role, 0.0), n / c)
+    print(f"{'receiver':40s} {'records/s':>12s} {'records/CPU-s':>14s}")
+    for role, name in (("recv-bare", "bare asyncio + Unpacker"), ("recv-ours", "ForwardServer")):
+        print(f"{name:40s} {wall[role]:>12,.0f} {cpu_r[role]:>14,.0f}")
+    print(f"ratio our server / bare receiver: wall {wall['recv-ours'] / wall['recv-bare']:.2f}, "
+          f"CPU {cpu_r['recv-ours'] / cpu_r['recv-bare']:.2f}  (target >= 0.90)")
+
+
+if __name__ == "__main__":
+    main()

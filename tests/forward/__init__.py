@@ -1,0 +1,1 @@
+"""Tests of qtap_fluent.fluentbit.forward."""

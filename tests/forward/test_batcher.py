@@ -1,0 +1,71 @@
+"""The sans-I/O batcher: seals by count, bytes and age; payloads decode to the records."""
+
+from __future__ import annotations
+
+import io
+
+import msgpack
+import pytest
+
+from qtap_fluent.fluentbit.forward.batcher import Batcher, Chunk
+from qtap_fluent.fluentbit.forward.codec import ext_hook
+from qtap_fluent.fluentbit.forward.events import EventTime
+
+T = EventTime(1700000000, 9)
+
+
+def records_of(chunk: Chunk) -> list[tuple[EventTime, dict[str, int]]]:
+    return [(t, r) for t, r in msgpack.Unpacker(io.BytesIO(chunk.payload), ext_hook=ext_hook)]
+
+
+def test_seals_by_count() -> None:
+    b = Batcher(max_records=3, max_bytes=1 << 20, max_age=10)
+    sealed = [c for i in range(7) for c in b.add("t", T, {"i": i}, 0.0)]
+    assert [c.count for c in sealed] == [3, 3]
+    assert b.pending_records == 1
+    rest = b.flush()
+    assert [c.count for c in rest] == [1]
+    got = [r["i"] for c in sealed + rest for _, r in records_of(c)]
+    assert got == list(range(7))
+    assert all(t == T for c in sealed for t, _ in records_of(c))
+
+
+def test_chunks_never_exceed_max_bytes() -> None:
+    b = Batcher(max_records=1000, max_bytes=500, max_age=10)
+    sealed = [c for i in range(20) for c in b.add("t", T, {"i": i, "p": "x" * 90}, 0.0)]
+    sealed += b.flush()
+    assert all(c.size <= 500 and len(c.payload) == c.size for c in sealed)
+    assert [r["i"] for c in sealed for _, r in records_of(c)] == list(range(20))
+
+
+def test_oversized_entry_travels_alone_after_sealing_the_open_batch() -> None:
+    b = Batcher(max_records=1000, max_bytes=200, max_age=10)
+    assert list(b.add("t", T, {"i": 0}, 0.0)) == []
+    sealed = list(b.add("t", T, {"i": 1, "big": "y" * 500}, 0.0))
+    assert [c.count for c in sealed] == [1, 1]
+    assert [r["i"] for c in sealed for _, r in records_of(c)] == [0, 1]
+    assert b.pending_records == 0
+
+
+def test_seals_by_age_per_tag() -> None:
+    b = Batcher(max_records=1000, max_bytes=1 << 20, max_age=0.5)
+    b.add("a", T, {"i": 0}, 10.0)
+    b.add("b", T, {"i": 1}, 10.3)
+    assert b.next_deadline() == pytest.approx(10.5)
+    assert b.due(10.4) == []
+    assert [c.tag for c in b.due(10.5)] == ["a"]
+    assert [c.tag for c in b.due(10.8)] == ["b"]
+    assert b.next_deadline() is None
+
+
+def test_buffer_is_reused_but_chunks_stay_intact() -> None:
+    b = Batcher(max_records=2, max_bytes=1 << 16, max_age=10)
+    first = [c for i in range(2) for c in b.add("t", T, {"i": i}, 0.0)]
+    second = [c for i in range(2, 4) for c in b.add("t", T, {"i": i}, 0.0)]
+    assert [r["i"] for _, r in records_of(first[0])] == [0, 1]  # not overwritten by 2, 3
+    assert [r["i"] for _, r in records_of(second[0])] == [2, 3]
+
+
+def test_time_out_of_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="EventTime range"):
+        Batcher().add("t", EventTime(2**32, 0), {}, 0.0)
