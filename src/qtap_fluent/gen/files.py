@@ -53,11 +53,6 @@ outputs:
 """
 
 
-#: Lua filters in pipeline order: unwrap first (it makes the transaction), drop before the
-#: filters that do work on what is kept, split last (it changes the record shape).
-LUA_ORDER = ("qtap_unwrap", "drop", "redact", "enrich", "split_payloads")
-
-
 def lua_sections(spec: GenSpec) -> tuple[list[Section], list[Section], dict[str, str]]:
     """(unwrap filter, other Lua filters, {script file: text}) for the enabled Lua filters."""
     if not spec.lua:
@@ -67,7 +62,7 @@ def lua_sections(spec: GenSpec) -> tuple[list[Section], list[Section], dict[str,
     unwrap: list[Section] = []
     rest: list[Section] = []
     scripts: dict[str, str] = {}
-    for name in LUA_ORDER:
+    for name in lua.RECOMMENDED_ORDER:  # unwrap, drop, redact, enrich, split
         if name not in spec.lua:
             continue
         section = lua.filter_section(name, match=spec.tag)

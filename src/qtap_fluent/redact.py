@@ -1,0 +1,367 @@
+"""Redaction of Qtap transaction records: headers, query parameters and JSON body keys.
+
+Sans-I/O: records in, records out. The agent (redaction at source), ``serve``'s ``redact`` filter
+and the bundled Fluent Bit Lua filter (``assets/lua/redact.lua``, whose default lists are rendered
+from the constants below by ``qtap_fluent.fluentbit.lua.filters``) all follow the same rules:
+
+* names compare case-insensitively; a name holding ``*`` is a glob (``*password*``); ``patterns``
+  are extra regular expressions searched in the lower-cased name;
+* a matching header's value becomes the mask, whatever its type;
+* in ``request.url``, ``request.path`` and the :data:`URL_HEADERS`, the value of a matching
+  query parameter (name compared after percent-decoding) becomes the mask; the rest of the URL,
+  parameter order and parameters without ``=`` are kept byte for byte;
+* bodies are base64 in Qtap records (``qtap.md`` §3.1): decoded, and if the bytes are JSON the
+  value of every member whose key matches (at any depth) becomes the JSON string mask, then the
+  body is re-encoded; other bytes are kept. A body that is not valid base64 is treated as text
+  (Qtap's ``access_logs`` prints bodies as plain strings). JSON nested deeper than
+  :data:`MAX_JSON_DEPTH` is replaced whole by the mask (fail closed);
+* a record whose ``log`` is still the JSON line (Docker's fluentd log driver) is redacted inside
+  that string.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+#: Headers that carry credentials or session state (RFC 9110 §11.6.2, §11.7.2; RFC 6265).
+DEFAULT_HEADERS: tuple[str, ...] = (
+    "Authorization",
+    "Proxy-Authorization",
+    "Cookie",
+    "Set-Cookie",
+    "X-Api-Key",
+    "Api-Key",
+    "X-Auth-Token",
+    "X-Amz-Security-Token",
+    "X-Csrf-Token",
+    "X-Xsrf-Token",
+)
+
+#: Query parameters that carry credentials: OAuth 2.0 (RFC 6749 §4.1.2, RFC 6750 §2.3), API keys,
+#: and presigned-URL signatures (AWS SigV4 ``X-Amz-*``, GCS ``X-Goog-*``).
+DEFAULT_QUERY_PARAMS: tuple[str, ...] = (
+    "token",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "auth",
+    "code",
+    "api_key",
+    "apikey",
+    "key",
+    "password",
+    "passwd",
+    "secret",
+    "client_secret",
+    "signature",
+    "sig",
+    "session",
+    "sessionid",
+    "X-Amz-Signature",
+    "X-Amz-Credential",
+    "X-Amz-Security-Token",
+    "X-Goog-Signature",
+    "X-Goog-Credential",
+)
+
+#: JSON body keys. Exact token names rather than ``*token*``: LLM APIs return counts such as
+#: ``total_tokens`` that must stay readable.
+DEFAULT_JSON_KEYS: tuple[str, ...] = (
+    "*password*",
+    "passwd",
+    "pwd",
+    "*secret*",
+    "token",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "auth_token",
+    "session_token",
+    "api_key",
+    "apikey",
+    "private_key",
+    "authorization",
+    "cookie",
+    "credit_card",
+    "card_number",
+    "cvv",
+    "ssn",
+)
+
+#: Headers whose value is a URL or request target: their query is redacted like the URL's
+#: (an OAuth ``code`` travels in ``Location``, RFC 6749 §4.1.2; HTTP/2 ``:path`` keeps the query).
+URL_HEADERS: tuple[str, ...] = (":path", "Location", "Content-Location", "Referer")
+
+DEFAULT_MASK = "[REDACTED]"
+
+#: Deeper JSON is masked whole instead of parsed (bounded recursion, fail closed).
+MAX_JSON_DEPTH = 200
+
+
+def glob_to_regex(name: str) -> str:
+    """``*password*`` -> ``^.*password.*$`` (lower-cased, everything but ``*`` literal)."""
+    return "^" + ".*".join(re.escape(part) for part in name.lower().split("*")) + "$"
+
+
+def glob_to_lua_pattern(name: str) -> str:
+    """The same glob as an anchored Lua pattern (``%`` escapes Lua's magic characters)."""
+    magic = re.compile(r"([\^$()%.\[\]+\-?])")
+    return "^" + ".*".join(magic.sub(r"%\1", part) for part in name.lower().split("*")) + "$"
+
+
+class _Names:
+    """A case-insensitive name set with globs and regular expressions."""
+
+    __slots__ = ("exact", "regexes")
+
+    def __init__(self, names: Iterable[str], patterns: Iterable[str]) -> None:
+        self.exact: frozenset[str] = frozenset(n.lower() for n in names if "*" not in n)
+        rx = [glob_to_regex(n) for n in names if "*" in n] + list(patterns)
+        self.regexes = [re.compile(p, re.IGNORECASE) for p in rx]
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        low = name.lower()
+        return low in self.exact or any(r.search(low) for r in self.regexes)
+
+
+#: Canonical base64 (RFC 4648 §4, padded), as Go's encoding/json writes []byte; checked
+#: explicitly because binascii's leniency differs between Python versions.
+_BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+
+_URL_HEADERS = frozenset(h.lower() for h in URL_HEADERS)
+
+_PCT = re.compile(r"%([0-9A-Fa-f]{2})")
+
+
+def _unquote(name: str) -> str:
+    """Percent-decode a query parameter name (``+`` is a space in form encoding)."""
+    raw = _PCT.sub(lambda m: chr(int(m.group(1), 16)), name.replace("+", " "))
+    try:
+        return raw.encode("latin-1").decode("utf-8")
+    except (UnicodeDecodeError, UnicodeEncodeError):
+        return raw
+
+
+# RFC 8259 tokens. Strings exclude raw control characters (§7).
+_WS = re.compile(r"[ \t\n\r]*")
+_STRING = re.compile(r'"(?:[^"\\\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"')
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_LITERAL = re.compile(r"true|false|null")
+
+
+class _TooDeep(Exception):
+    pass
+
+
+class _NotJson(Exception):
+    pass
+
+
+class Redactor:
+    """Masks secrets in transaction records; immutable after construction, safe to share."""
+
+    def __init__(
+        self,
+        headers: Iterable[str] = DEFAULT_HEADERS,
+        query_params: Iterable[str] = DEFAULT_QUERY_PARAMS,
+        json_keys: Iterable[str] = DEFAULT_JSON_KEYS,
+        patterns: Iterable[str] = (),
+        mask: str = DEFAULT_MASK,
+    ) -> None:
+        pats = list(patterns)
+        self.headers = _Names(headers, pats)
+        self.query_params = _Names(query_params, pats)
+        self.json_keys = _Names(json_keys, pats)
+        self.mask = mask
+        self._mask_json = json.dumps(mask, ensure_ascii=False)
+
+    # -- pieces -------------------------------------------------------------------------------
+    def redact_headers(self, headers: Mapping[str, Any]) -> dict[str, Any]:
+        """A copy of ``headers``: matching values masked, queries in URL headers redacted."""
+        out: dict[str, Any] = {}
+        for name, value in headers.items():
+            if name in self.headers:
+                out[name] = self.mask
+            elif isinstance(value, str) and name.lower() in _URL_HEADERS:
+                out[name] = self.redact_url(value)
+            else:
+                out[name] = value
+        return out
+
+    def redact_url(self, url: str) -> str:
+        """Mask the values of matching query parameters; everything else is kept as written."""
+        q = url.find("?")
+        if q < 0:
+            return url
+        h = url.find("#", q)
+        end = len(url) if h < 0 else h
+        query = self.redact_query(url[q + 1 : end])
+        return url[: q + 1] + query + url[end:]
+
+    def redact_query(self, query: str) -> str:
+        """``a=1&token=x`` -> ``a=1&token=[REDACTED]`` (also form-encoded bodies)."""
+        parts = query.split("&")
+        changed = False
+        for i, part in enumerate(parts):
+            eq = part.find("=")
+            if eq >= 0 and _unquote(part[:eq]) in self.query_params:
+                parts[i] = part[: eq + 1] + self.mask
+                changed = True
+        return "&".join(parts) if changed else query
+
+    def redact_json_text(self, text: str) -> str | None:
+        """``text`` with matching members masked, or None when ``text`` is not JSON."""
+        out: list[str] = []
+        try:
+            end = _ws(text, self._value(text, _ws(text, 0, out), out, 0), out)
+            if end != len(text):
+                return None
+        except _NotJson:
+            return None
+        except _TooDeep:
+            return self._mask_json
+        return "".join(out)
+
+    def redact_body(self, body: str, content_type: str = "") -> str:
+        """A Qtap body (base64, or plain text when it is not base64), redacted."""
+        is_b64 = _BASE64.fullmatch(body) is not None
+        if is_b64:
+            raw = base64.b64decode(body)
+        else:
+            raw = body.encode("utf-8", "surrogateescape")
+        # JSON is UTF-8 (RFC 8259 §8.1); stray bytes are carried through untouched, as the
+        # byte-oriented Lua filter does.
+        text = raw.decode("utf-8", "surrogateescape")
+        new = self._redact_text(text, content_type)
+        if new is None or new == text:
+            return body
+        if not is_b64:
+            return new
+        return base64.b64encode(new.encode("utf-8", "surrogateescape")).decode("ascii")
+
+    def _redact_text(self, text: str, content_type: str) -> str | None:
+        stripped = text.lstrip(" \t\r\n")
+        if stripped[:1] in ("{", "["):
+            return self.redact_json_text(text)
+        if "x-www-form-urlencoded" in content_type.lower():
+            return self.redact_query(text)
+        return None
+
+    # -- records ------------------------------------------------------------------------------
+    def redact_record(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """A redacted copy of a transaction record (structured, or with a ``log`` JSON line)."""
+        out = dict(record)
+        log = out.get("log")
+        if isinstance(log, str):
+            try:
+                inner = json.loads(log)
+            except ValueError:
+                inner = None
+            if isinstance(inner, dict):
+                red = self.redact_record(inner)
+                if red != inner:
+                    out["log"] = json.dumps(red, ensure_ascii=False, separators=(",", ":"))
+        for side in ("request", "response"):
+            part = out.get(side)
+            if isinstance(part, Mapping):
+                out[side] = self._redact_side(part)
+        return out
+
+    def _redact_side(self, part: Mapping[str, Any]) -> dict[str, Any]:
+        new = dict(part)
+        headers = new.get("headers")
+        if isinstance(headers, Mapping):
+            new["headers"] = self.redact_headers(headers)
+        for key in ("url", "path"):
+            if isinstance(new.get(key), str):
+                new[key] = self.redact_url(new[key])
+        body = new.get("body")
+        if isinstance(body, str) and body:
+            ctype = new.get("content_type")
+            new["body"] = self.redact_body(body, ctype if isinstance(ctype, str) else "")
+        return new
+
+    # -- JSON rewriting (recursive descent over RFC 8259) ---------------------------------------
+    def _value(self, s: str, i: int, out: list[str], depth: int) -> int:
+        c = s[i : i + 1]
+        if c == "{":
+            return self._object(s, i, out, depth + 1)
+        if c == "[":
+            return self._array(s, i, out, depth + 1)
+        if not c:
+            raise _NotJson
+        m = (_STRING if c == '"' else _NUMBER if c in "-0123456789" else _LITERAL).match(s, i)
+        if m is None:
+            raise _NotJson
+        out.append(m.group())
+        return m.end()
+
+    def _object(self, s: str, i: int, out: list[str], depth: int) -> int:
+        if depth > MAX_JSON_DEPTH:
+            raise _TooDeep
+        out.append("{")
+        j = _ws(s, i + 1, out)
+        if s[j : j + 1] == "}":
+            out.append("}")
+            return j + 1
+        while True:
+            m = _STRING.match(s, j)
+            if m is None:
+                raise _NotJson
+            key_tok = m.group()
+            out.append(key_tok)
+            k = _ws(s, m.end(), out)
+            if s[k : k + 1] != ":":
+                raise _NotJson
+            out.append(":")
+            v = _ws(s, k + 1, out)
+            key = json.loads(key_tok) if "\\" in key_tok else key_tok[1:-1]
+            if key in self.json_keys:
+                end = self._value(s, v, [], depth)
+                out.append(self._mask_json)
+            else:
+                end = self._value(s, v, out, depth)
+            e = _ws(s, end, out)
+            c = s[e : e + 1]
+            if c == "}":
+                out.append("}")
+                return e + 1
+            if c != ",":
+                raise _NotJson
+            out.append(",")
+            j = _ws(s, e + 1, out)
+
+    def _array(self, s: str, i: int, out: list[str], depth: int) -> int:
+        if depth > MAX_JSON_DEPTH:
+            raise _TooDeep
+        out.append("[")
+        j = _ws(s, i + 1, out)
+        if s[j : j + 1] == "]":
+            out.append("]")
+            return j + 1
+        while True:
+            end = self._value(s, j, out, depth)
+            e = _ws(s, end, out)
+            c = s[e : e + 1]
+            if c == "]":
+                out.append("]")
+                return e + 1
+            if c != ",":
+                raise _NotJson
+            out.append(",")
+            j = _ws(s, e + 1, out)
+
+
+def _ws(s: str, i: int, out: list[str]) -> int:
+    """Skip JSON whitespace at ``i``, copying it to ``out``; return the next position."""
+    m = _WS.match(s, i)
+    assert m is not None  # the pattern matches the empty string
+    if m.end() > i:
+        out.append(m.group())
+    return m.end()

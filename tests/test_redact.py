@@ -1,0 +1,180 @@
+"""qtap_fluent.redact: what a user must never see leave the host, and what must stay readable."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qtap_fluent.redact import (
+    DEFAULT_HEADERS,
+    DEFAULT_JSON_KEYS,
+    DEFAULT_QUERY_PARAMS,
+    MAX_JSON_DEPTH,
+    Redactor,
+    glob_to_lua_pattern,
+)
+
+M = "[REDACTED]"
+R = Redactor()
+
+
+def b64(text: str | bytes) -> str:
+    return base64.b64encode(text.encode() if isinstance(text, str) else text).decode()
+
+
+def test_default_lists_cover_the_issue_list() -> None:
+    lowered = {h.lower() for h in DEFAULT_HEADERS}
+    assert {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"} <= lowered
+    assert {"token", "access_token", "api_key", "apikey", "key", "password", "secret",
+            "signature", "sig"} <= set(DEFAULT_QUERY_PARAMS)
+    assert {"*password*", "*secret*", "token"} <= set(DEFAULT_JSON_KEYS)
+
+
+def test_headers_by_name_case_insensitive_and_input_untouched() -> None:
+    headers = {"authorization": "Bearer x", "COOKIE": "a=b", "Accept": "*/*", "X-API-KEY": ["k"]}
+    before = copy.deepcopy(headers)
+    out = R.redact_headers(headers)
+    assert out == {"authorization": M, "COOKIE": M, "Accept": "*/*", "X-API-KEY": M}
+    assert headers == before
+
+
+def test_query_parameters_keep_everything_but_the_secret_values() -> None:
+    url = "https://h/p;x?a=1&Access_Token=abc&api%5Fkey=z&token&sig=&b=2#token=frag"
+    assert R.redact_url(url) == f"https://h/p;x?a=1&Access_Token={M}&api%5Fkey={M}&token&sig={M}&b=2#token=frag"
+    assert R.redact_url("/no/query") == "/no/query"
+    assert R.redact_url("https://s3/o?X-Amz-Signature=ab&X-Amz-Date=1") == \
+        f"https://s3/o?X-Amz-Signature={M}&X-Amz-Date=1"
+
+
+def test_url_headers_get_query_redaction() -> None:
+    headers = {"Location": "https://app/cb?code=abc&state=xyz", "referer": "/p?token=1",
+               "Link": "</x?token=1>"}
+    assert R.redact_headers(headers) == {"Location": f"https://app/cb?code={M}&state=xyz",
+                                         "referer": f"/p?token={M}", "Link": "</x?token=1>"}
+
+
+def test_json_body_keys_at_any_depth_whitespace_kept() -> None:
+    text = ' {"user": "ann",\n "Password" : {"old": 1},\t"items": [{"token": "t"}, 2],' \
+           ' "total_tokens": 7, "client_secret": null} '
+    out = R.redact_json_text(text)
+    assert out == (' {"user": "ann",\n "Password" : "[REDACTED]",\t"items": [{"token": "[REDACTED]"},'
+                   ' 2], "total_tokens": 7, "client_secret": "[REDACTED]"} ')
+
+
+def test_escaped_keys_are_decoded_before_matching() -> None:
+    assert R.redact_json_text('{"pass\\u0077ord": "x"}') == '{"pass\\u0077ord": "[REDACTED]"}'
+
+
+def test_invalid_json_is_not_touched() -> None:
+    for text in ('{"password": "x",}', '{"password": 01}', "[1, 2", '{"a": tru}', "", "   "):
+        assert R.redact_json_text(text) is None
+
+
+def test_too_deep_json_is_masked_whole() -> None:
+    ok = "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH
+    assert R.redact_json_text(ok) == ok
+    deep = '{"a":' * (MAX_JSON_DEPTH + 1) + "1" + "}" * (MAX_JSON_DEPTH + 1)
+    assert R.redact_json_text(deep) == json.dumps(M)
+
+
+def test_bodies_base64_json_form_text_binary() -> None:
+    body = b64('{"password":"p","ok":1}')
+    assert base64.b64decode(R.redact_body(body)) == b'{"password":"[REDACTED]","ok":1}'
+    form = b64("user=a&password=p")
+    assert base64.b64decode(R.redact_body(form, "application/x-www-form-urlencoded")) == \
+        b"user=a&password=[REDACTED]"
+    assert R.redact_body(form, "text/plain") == form  # not declared as a form: untouched
+    binary = b64(b"\x89PNG\r\n\x1a\n\x00\x00")
+    assert R.redact_body(binary) == binary
+    # access_logs prints bodies as plain text, not base64
+    assert R.redact_body('{"token": "t"}') == '{"token": "[REDACTED]"}'
+
+
+def transaction() -> dict[str, Any]:
+    return {
+        "metadata": {"process_id": "1", "bytes_sent": 4},
+        "request": {
+            "method": "GET",
+            "url": "https://api.example.com/x?token=abc",
+            "path": "/x",
+            "headers": {"Authorization": "Bearer t", ":path": "/x?token=abc", "Accept": "*/*"},
+            "body": b64('{"password": "p"}'),
+        },
+        "response": {"status": 200, "headers": {"Set-Cookie": "s=1"}},
+        "transaction_time": "2025-10-23T16:07:41.023379679Z",
+    }
+
+
+def test_record_structured() -> None:
+    txn = transaction()
+    before = copy.deepcopy(txn)
+    out = R.redact_record(txn)
+    assert txn == before
+    assert out["request"]["headers"] == {"Authorization": M, ":path": f"/x?token={M}",
+                                         "Accept": "*/*"}
+    assert out["request"]["url"] == f"https://api.example.com/x?token={M}"
+    assert base64.b64decode(out["request"]["body"]) == b'{"password": "[REDACTED]"}'
+    assert out["response"]["headers"] == {"Set-Cookie": M}
+    assert out["metadata"] == txn["metadata"]
+
+
+def test_record_with_log_line() -> None:
+    record = {"container_name": "/qtap", "log": json.dumps(transaction())}
+    out = R.redact_record(record)
+    inner = json.loads(out["log"])
+    assert inner == R.redact_record(transaction())
+    assert list(inner) == list(transaction())  # key order kept
+    assert out["container_name"] == "/qtap"
+    assert R.redact_record({"log": "plain text line"}) == {"log": "plain text line"}
+
+
+def test_missing_and_odd_fields_do_not_fail() -> None:
+    for rec in ({}, {"request": None}, {"request": {"headers": None, "body": 5, "url": 1}},
+                {"response": {"status": 499}}, {"request": {"body": ""}}):
+        assert R.redact_record(rec) == rec
+
+
+def test_custom_lists_globs_patterns_and_mask() -> None:
+    r = Redactor(headers=["X-Internal-*"], query_params=["q"], json_keys=["ssn"],
+                 patterns=[r"^x-corp-"], mask="***")
+    assert r.redact_headers({"X-Internal-Id": "1", "x-corp-user": "u", "Authorization": "a"}) == \
+        {"X-Internal-Id": "***", "x-corp-user": "***", "Authorization": "a"}
+    assert r.redact_url("/s?q=1&token=2") == "/s?q=***&token=2"
+    assert r.redact_json_text('{"ssn": 1, "password": 2}') == '{"ssn": "***", "password": 2}'
+
+
+def test_glob_to_lua_pattern_escapes_magic() -> None:
+    assert glob_to_lua_pattern("*pass.word*") == "^.*pass%.word.*$"
+    assert glob_to_lua_pattern("X-Api-Key") == "^x%-api%-key$"
+
+
+# -- property: the text rewrite equals "parse, mask matching members, compare" --------------------
+json_scalars = st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.text(max_size=8)
+keys = st.sampled_from(["a", "b", "password", "Token", "total_tokens", "api_key", "x y"])
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def expected(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: (M if R.json_keys.__contains__(k) else expected(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expected(v) for v in value]
+    return value
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values, st.sampled_from([None, 1, 2]), st.booleans())
+def test_rewrite_matches_parse_and_mask(value: Any, indent: int | None, ascii_only: bool) -> None:
+    text = json.dumps(value, indent=indent, ensure_ascii=ascii_only)
+    out = R.redact_json_text(text)
+    assert out is not None
+    assert json.loads(out) == expected(value)
