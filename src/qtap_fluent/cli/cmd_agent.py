@@ -8,6 +8,8 @@ secrets redacted at source. Counters are served on --metrics-listen and summaris
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 
 NAME = "agent"
@@ -51,8 +53,11 @@ def run(args: argparse.Namespace) -> int:
     policy, problems = load_policy(args.config, redactor=None if args.no_redact else Redactor())
     for problem in problems:
         print(problem.format(), file=sys.stderr)
+    # The docker shape names the container the agent runs in, as Docker's log driver would.
+    own_container = container_id(os.getpid()) or ""
     output = OUTPUTS[args.sink](OutputOptions(path=args.file or "", forward=args.forward,
-                                              tag=args.tag, shape=args.shape))
+                                              tag=args.tag, shape=args.shape,
+                                              container_id=own_container))
     source: Source
     if args.replay:
         source = ReplaySource(args.replay)
@@ -75,9 +80,13 @@ def run(args: argparse.Namespace) -> int:
         except (ValueError, OSError) as exc:
             raise UsageError(f"--metrics-listen {args.metrics_listen}: {exc}") from None
     output.open()
+    # SIGTERM (docker stop, systemd) ends the capture like the end of a replay: open
+    # connections are finished, the output is flushed and the summary printed.
+    previous = signal.signal(signal.SIGTERM, lambda _sig, _frame: source.close())
     try:
         runner.run(source)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         source.close()
         output.close()
         if metrics is not None:

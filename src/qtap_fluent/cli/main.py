@@ -19,7 +19,7 @@ from qtap_fluent import __version__
 from qtap_fluent.errors import ConfigError, QtapFluentError, UsageError
 
 #: Subcommands shown by ``--help``, in this order: only those that work.
-COMMANDS: tuple[str, ...] = ("gen", "validate", "serve")
+COMMANDS: tuple[str, ...] = ("agent", "serve", "gen", "validate")
 
 
 def _load(name: str) -> ModuleType:

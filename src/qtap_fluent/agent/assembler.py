@@ -1,0 +1,222 @@
+"""Pairs requests with responses into exchanges: timing, bytes, direction, endpoint.
+
+Pure: protocol events come in with the timestamp of the data that produced them. One
+``Pairing`` per connection; streams pair by id (HTTP/2 stream ids, HTTP/1 sequence numbers).
+A request whose response never comes (close, idle eviction, reset, desync) ends with Qtap's
+status 499 (qtap.md §3.1).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from qtap_fluent.agent.events import Address
+from qtap_fluent.agent.protocols.events import (
+    Body,
+    Desync,
+    Headers,
+    ProtocolEvent,
+    RequestEnd,
+    RequestHead,
+    ResponseEnd,
+    ResponseHead,
+    StreamReset,
+    Tunnel,
+)
+
+if TYPE_CHECKING:
+    from qtap_fluent.agent.tracker import Connection
+
+#: Qtap's status for a request that got no response (qtap.md §3.1).
+STATUS_NO_RESPONSE = 499
+
+INGRESS = "ingress"
+EGRESS_INTERNAL = "egress-internal"
+EGRESS_EXTERNAL = "egress-external"
+
+# Go's net.IP.IsPrivate: RFC 1918 and RFC 4193 only. Loopback and link-local are *external*
+# for the record's direction (qtap.md §4.1), unlike Python's ipaddress.is_private.
+_PRIVATE = tuple(ipaddress.ip_network(n) for n in
+                 ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"))
+
+
+def is_private(ip: str) -> bool:
+    """Go ``net.IP.IsPrivate`` (IPv4-mapped IPv6 addresses count as their IPv4)."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return any(addr.version == net.version and addr in net for net in _PRIVATE)
+
+
+def direction_of(client: bool, remote: Address | None) -> str:
+    """qtap.md §4.1: accept() => ingress; connect() => egress-internal iff the peer is private."""
+    if not client:
+        return INGRESS
+    return EGRESS_INTERNAL if remote is not None and is_private(remote.ip) else EGRESS_EXTERNAL
+
+
+@dataclass(slots=True, kw_only=True)
+class Exchange:
+    """One request and its response (or the lack of one), with the connection's facts.
+
+    Read-only by convention, not ``frozen``: one is built per transaction on the hot path and
+    a frozen dataclass of this width costs several microseconds more to construct.
+    """
+
+    conn_id: int
+    connection_id: str
+    request_id: str
+    pid: int
+    exe: str
+    container_id: str
+    local: Address | None
+    remote: Address | None
+    client: bool  #: the observed process is the client (egress) rather than the server
+    direction: str
+    tls: bool
+    sni: str
+    protocol: str  #: "http1", "http2" or "grpc"
+    request: RequestHead
+    request_body: Body | None
+    request_trailers: Headers
+    response: ResponseHead | None
+    response_body: Body | None
+    response_trailers: Headers
+    status: int
+    request_ts_ns: int
+    response_ts_ns: int
+    end_ts_ns: int
+    bytes_sent: int
+    bytes_received: int
+    reset_code: int | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.response is not None
+
+
+class _Open:
+    __slots__ = (
+        "body",
+        "head",
+        "req_wire",
+        "res_wire",
+        "reset",
+        "response",
+        "response_ts",
+        "trailers",
+        "ts",
+    )
+
+    def __init__(self, head: RequestHead, ts: int) -> None:
+        self.head = head
+        self.ts = ts
+        self.body: Body | None = None
+        self.trailers: Headers = ()
+        self.response: ResponseHead | None = None
+        self.response_ts = 0
+        self.reset: int | None = None
+        self.req_wire = 0
+        self.res_wire = 0
+
+
+class Pairing:
+    """The assembler state of one connection."""
+
+    __slots__ = ("conn", "mark_in", "mark_out", "open", "unpaired")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.open: dict[int, _Open] = {}
+        self.unpaired = 0  #: responses that matched no request (counted, dropped)
+        self.mark_out = 0
+        self.mark_in = 0
+
+    def apply(self, events: list[ProtocolEvent], ts: int) -> list[Exchange]:
+        """Fold protocol events seen at ``ts`` in; return the exchanges they completed."""
+        done: list[Exchange] = []
+        for ev in events:
+            _HANDLERS[type(ev)](self, ev, ts, done)
+        return done
+
+    def _request_head(self, ev: RequestHead, ts: int, done: list[Exchange]) -> None:
+        self.open[ev.stream_id] = _Open(ev, ts)
+
+    def _response_head(self, ev: ResponseHead, ts: int, done: list[Exchange]) -> None:
+        o = self.open.get(ev.stream_id)
+        if o is None:
+            self.unpaired += 1
+        else:
+            o.response, o.response_ts = ev, ts
+
+    def _request_end(self, ev: RequestEnd, ts: int, done: list[Exchange]) -> None:
+        o = self.open.get(ev.stream_id)
+        if o is not None:
+            o.body, o.trailers, o.req_wire = ev.body, ev.trailers, ev.wire_bytes
+
+    def _response_end(self, ev: ResponseEnd, ts: int, done: list[Exchange]) -> None:
+        o = self.open.pop(ev.stream_id, None)
+        if o is not None and o.response is not None:
+            o.res_wire = ev.wire_bytes
+            done.append(self._exchange(o, ev.body, ev.trailers, ts))
+
+    def _reset(self, ev: StreamReset, ts: int, done: list[Exchange]) -> None:
+        o = self.open.pop(ev.stream_id, None)
+        if o is not None:
+            o.reset = ev.error_code
+            o.req_wire = ev.request_wire_bytes or o.req_wire
+            o.res_wire = ev.response_wire_bytes
+            done.append(self._exchange(o, None, (), ts))
+
+    def _ignore(self, ev: ProtocolEvent, ts: int, done: list[Exchange]) -> None:
+        pass  # Desync/Tunnel: the tracker records the state; open streams end at finish()
+
+    def finish(self, ts: int) -> list[Exchange]:
+        """The connection is gone: every open request ends now (499 when unanswered)."""
+        done = [self._exchange(o, None, (), ts) for o in self.open.values()]
+        self.open.clear()
+        return done
+
+    def _exchange(self, o: _Open, body: Body | None, trailers: Headers, ts: int) -> Exchange:
+        conn = self.conn
+        if conn.protocol == "http2":
+            # HTTP/2 counts each stream's own frames (streams interleave on the wire).
+            sent, received = (o.req_wire, o.res_wire) if conn.client else (o.res_wire, o.req_wire)
+        else:
+            # HTTP/1 messages follow each other: the bytes since the previous exchange.
+            sent, received = conn.bytes_out - self.mark_out, conn.bytes_in - self.mark_in
+            self.mark_out, self.mark_in = conn.bytes_out, conn.bytes_in
+        response = o.response
+        status = response.status if response is not None else STATUS_NO_RESPONSE
+        if response is not None and body is None:
+            body = Body(data=b"", truncated=True, wire_len=0)  # ended before the body did
+        protocol = conn.protocol
+        if o.head.grpc or (response is not None and response.grpc):
+            protocol = "grpc"
+        return Exchange(
+            conn_id=conn.conn_id, connection_id=conn.connection_id,
+            request_id=conn.ids.new(o.ts), pid=conn.pid, exe=conn.exe,
+            container_id=conn.container_id, local=conn.local, remote=conn.remote,
+            client=conn.client, direction=conn.direction, tls=conn.tls, sni=conn.sni,
+            protocol=protocol, request=o.head, request_body=o.body, request_trailers=o.trailers,
+            response=response, response_body=body, response_trailers=trailers, status=status,
+            request_ts_ns=o.ts, response_ts_ns=o.response_ts, end_ts_ns=ts,
+            bytes_sent=sent, bytes_received=received, reset_code=o.reset)
+
+
+#: Protocol event type -> what the pairing does with it: the whole state machine in one table.
+_HANDLERS: dict[type, Callable[[Pairing, Any, int, list[Exchange]], None]] = {
+    RequestHead: Pairing._request_head,
+    ResponseHead: Pairing._response_head,
+    RequestEnd: Pairing._request_end,
+    ResponseEnd: Pairing._response_end,
+    StreamReset: Pairing._reset,
+    Desync: Pairing._ignore,
+    Tunnel: Pairing._ignore,
+}

@@ -1,0 +1,206 @@
+"""Exchange -> Qtap record at a capture level, and the rule fields of qtap.md §2.4.
+
+Levels (qtap.md §3.2): ``summary`` clears headers and bodies, ``headers`` clears bodies, ``full``
+keeps everything; ``none`` emits nothing (the policy never calls us for it).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from qtap_fluent.agent.assembler import Exchange
+from qtap_fluent.records import Headers, HttpTransaction, Metadata, Request, Response
+
+NONE, SUMMARY, HEADERS, FULL = "none", "summary", "headers", "full"
+LEVELS = (NONE, SUMMARY, HEADERS, FULL)
+#: ``details`` is Qtap's legacy spelling of ``headers`` (qtap.md §1.3).
+LEVEL_ALIASES = {"details": HEADERS}
+
+_TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_canon_cache: dict[str, str] = {}
+
+
+def canonical(name: str) -> str:
+    """Go ``textproto.CanonicalMIMEHeaderKey``: ``content-type`` -> ``Content-Type``.
+
+    Names with bytes outside the token set (pseudo-headers, spaces) are returned unchanged.
+    """
+    out = _canon_cache.get(name)
+    if out is None:
+        raw = name.encode("latin-1", "replace")
+        if not raw or any(b not in _TOKEN for b in raw):
+            out = name
+        else:
+            out = "-".join(p[:1].upper() + p[1:].lower() for p in name.split("-"))
+        if len(_canon_cache) < 4096:
+            _canon_cache[name] = out
+    return out
+
+
+def first_values(headers: Headers) -> dict[str, str]:
+    """Canonical name -> first value (Qtap keeps the first of repeated headers, §3.1)."""
+    out: dict[str, str] = {}
+    for name, value in headers:
+        key = name if name[:1] == ":" else canonical(name)
+        if key not in out:
+            out[key] = value
+    return out
+
+
+def split_authority(authority: str) -> str:
+    """``host:port`` / ``[v6]:port`` -> host."""
+    if authority.startswith("["):
+        return authority[1:authority.find("]")] if "]" in authority else authority
+    host, sep, port = authority.rpartition(":")
+    return host if sep and port.isdigit() else authority
+
+
+def _is_ip(host: str) -> bool:
+    return host.replace(".", "").isdigit() or ":" in host
+
+
+class Parts:
+    """Derived request facts shared by the record and the rule context."""
+
+    __slots__ = ("authority", "domain", "endpoint", "path", "scheme", "target", "url")
+
+    def __init__(self, ex: Exchange) -> None:
+        req = ex.request
+        target = req.target
+        self.scheme = "https" if ex.tls else "http"
+        authority = req.authority
+        if target.startswith(("http://", "https://")):  # absolute-form (RFC 9112 §3.2.2)
+            rest = target.partition("://")[2]
+            host, slash, tail = rest.partition("/")
+            authority = authority or host
+            target = slash + tail
+        if not authority:
+            authority = ex.sni or (f"{ex.remote.ip}:{ex.remote.port}" if ex.remote else "")
+        self.authority = authority
+        self.target = target
+        if not target.startswith("/"):
+            target = ""  # authority-form (CONNECT) or asterisk-form: no path (RFC 9112 §3.2)
+        q = target.find("?")
+        self.path = target if q < 0 else target[:q]
+        self.url = f"{self.scheme}://{authority}{target}" if authority else target
+        host = split_authority(authority)
+        self.domain = "" if not host or _is_ip(host) else host.lower()
+        self.endpoint = self.domain or ex.sni or (ex.remote.ip if ex.remote else "")
+
+
+_tags_cache: dict[tuple[str, str, bool, bool], tuple[str, ...]] = {}
+
+
+def tags(ex: Exchange) -> tuple[str, ...]:
+    """``bin:<name>``, ``protocol:<p>`` and, when a body was cut, ``truncated:<side>-body``
+    (Qtap's record has no truncation flag; tags are where it fits without a new key)."""
+    key = (ex.exe, ex.protocol, ex.request_body is not None and ex.request_body.truncated,
+           ex.response_body is not None and ex.response_body.truncated)
+    out = _tags_cache.get(key)
+    if out is None:
+        parts = [f"bin:{os.path.basename(ex.exe)}"] if ex.exe else []
+        parts.append(f"protocol:{ex.protocol}")
+        if key[2]:
+            parts.append("truncated:request-body")
+        if key[3]:
+            parts.append("truncated:response-body")
+        out = tuple(parts)
+        if len(_tags_cache) < 4096:
+            _tags_cache[key] = out
+    return out
+
+
+def record(ex: Exchange, level: str, parts: Parts | None = None) -> HttpTransaction:
+    """The Qtap record of ``ex`` at ``level`` (summary, headers or full)."""
+    p = parts or Parts(ex)
+    req, res = ex.request, ex.response
+    rq = first_values(req.headers)
+    rs = first_values(res.headers) if res is not None else {}
+    keep_headers = level != SUMMARY
+    req_headers: Headers = ()
+    res_headers: Headers = ()
+    if keep_headers:
+        rq_pseudo = dict(rq)
+        if req.version != "2":
+            rq_pseudo.pop("Host", None)  # Go's net/http moves Host out of the header map
+        rq_pseudo.setdefault(":authority", p.authority)
+        rq_pseudo.setdefault(":method", req.method)
+        rq_pseudo.setdefault(":path", p.target)
+        rq_pseudo.setdefault(":scheme", p.scheme)
+        req_headers = tuple(rq_pseudo.items())
+        if res is not None:
+            rs_pseudo = dict(rs)
+            rs_pseudo.setdefault(":status", str(res.status))
+            te = rs.get("Transfer-Encoding")
+            if te:
+                rs_pseudo[":transfer-encoding"] = te
+            res_headers = tuple(rs_pseudo.items())
+    full = level == FULL
+    duration = 0
+    if ex.response_ts_ns and ex.request_ts_ns:
+        duration = max(1, (ex.response_ts_ns - ex.request_ts_ns) // 1_000_000)
+    return HttpTransaction(
+        metadata=Metadata(
+            process_id=str(ex.pid) if ex.pid else "", process_exe=ex.exe,
+            bytes_sent=ex.bytes_sent, bytes_received=ex.bytes_received,
+            connection_id=ex.connection_id, endpoint_id=p.endpoint, tags=tags(ex)),
+        request=Request(
+            method=req.method, url=p.url, scheme=p.scheme, path=p.path, authority=p.authority,
+            protocol=ex.protocol, request_id=ex.request_id, user_agent=rq.get("User-Agent", ""),
+            content_type=rq.get("Content-Type", ""), headers=req_headers,
+            body=ex.request_body.data if full and ex.request_body else None),
+        response=Response(
+            status=ex.status, content_type=rs.get("Content-Type", ""), headers=res_headers,
+            body=ex.response_body.data if full and ex.response_body else None),
+        transaction_time_ns=ex.end_ts_ns, duration_ms=duration, direction=ex.direction,
+        container_id=ex.container_id)
+
+
+def _lower_first(headers: Headers) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in headers:
+        if name[:1] != ":":
+            out.setdefault(name.lower(), value)
+    return out
+
+
+def rule_context(ex: Exchange, parts: Parts | None = None) -> dict[str, Any]:
+    """The fields rules see (qtap.md §2.4, current generation), as nested maps.
+
+    Absent facts are absent keys, so rulekit reports them missing (an error: no match).
+    """
+    p = parts or Parts(ex)
+    req = {"method": ex.request.method, "path": p.path, "scheme": p.scheme,
+           "host": p.authority, "url": p.url, "headers": _lower_first(ex.request.headers)}
+    http: dict[str, Any] = {"req": req}
+    if ex.response is not None:
+        res_headers = _lower_first(ex.response.headers)
+        res: dict[str, Any] = {"status": ex.status, "headers": res_headers}
+        if "transfer-encoding" in res_headers:
+            res["transfer-encoding"] = res_headers["transfer-encoding"]
+        http["res"] = res
+    else:
+        http["res"] = {"status": ex.status, "headers": {}}
+    binary = os.path.basename(ex.exe)
+    src: dict[str, Any] = {"process": {"path": ex.exe, "binary": binary}}
+    dst: dict[str, Any] = {}
+    local, remote = (ex.local, ex.remote)
+    if local is not None:
+        src["ip"], src["port"] = local.ip, local.port
+    if remote is not None:
+        dst["ip"], dst["port"] = remote.ip, remote.port
+    if p.domain:
+        dst["domain"] = p.domain
+    if ex.container_id:
+        src["container"] = {"id": ex.container_id[:12]}
+    ctx: dict[str, Any] = {
+        "http": http, "protocol": ex.protocol, "direction": ex.direction, "type": "tcp",
+        "tags": list(tags(ex)), "src": src, "dst": dst,
+    }
+    if ex.tls:
+        tls: dict[str, Any] = {"enabled": True}
+        if ex.sni:
+            tls["sni"] = ex.sni
+        ctx["tls"] = tls
+    return ctx

@@ -1,0 +1,46 @@
+"""Qtap-style ids (rs/xid): 12 bytes = 4 s timestamp, 3 machine, 2 pid, 3 counter; base32hex.
+
+Pure: the caller passes the time. Ids are 20 lower-case characters, e.g. ``d3t55gg7p3qr49f8485g``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+
+def _encode(raw: bytes) -> str:
+    # rs/xid is base32hex (RFC 4648 §7) of the 12 bytes, lower case, without padding: 20 chars.
+    return base64.b32hexencode(raw)[:20].decode("ascii").lower()
+
+
+_DIGITS = "0123456789abcdefghijklmnopqrstuv"
+#: Two base32hex digits per 10-bit value: the counter part is encoded with table lookups.
+_PAIRS = [_DIGITS[i >> 5] + _DIGITS[i & 31] for i in range(1024)]
+
+
+class XidGenerator:
+    """Sequential xids for one agent process."""
+
+    __slots__ = ("_counter", "_head", "_prefix", "_sec", "_tail_base")
+
+    def __init__(self, machine: str, pid: int, counter: int = 0) -> None:
+        self._prefix = hashlib.md5(machine.encode(), usedforsecurity=False).digest()[:3] + (
+            pid & 0xFFFF).to_bytes(2, "big")
+        self._counter = counter & 0xFFFFFF
+        self._sec = -1
+        self._head = ""
+        # bytes 5..11 = prefix[1:5] + counter (3 bytes); base32 digits 8..19 cover them.
+        self._tail_base = int.from_bytes(self._prefix[1:5], "big") << 24
+
+    def new(self, ts_ns: int) -> str:
+        """A fresh id stamped with ``ts_ns`` (nanoseconds since the epoch)."""
+        self._counter = counter = (self._counter + 1) & 0xFFFFFF
+        sec = (ts_ns // 1_000_000_000) & 0xFFFFFFFF
+        if sec != self._sec:  # digits 0..7 = bytes 0..4 = timestamp + prefix[0]
+            self._sec = sec
+            self._head = _encode(sec.to_bytes(4, "big") + self._prefix + b"\0\0\0")[:8]
+        v = (self._tail_base | counter) << 4  # 56 bits + 4 padding bits = 12 digits
+        p = _PAIRS
+        return (self._head + p[(v >> 50) & 1023] + p[(v >> 40) & 1023] + p[(v >> 30) & 1023]
+                + p[(v >> 20) & 1023] + p[(v >> 10) & 1023] + p[v & 1023])

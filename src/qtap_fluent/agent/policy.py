@@ -1,0 +1,166 @@
+"""The capture policy: which connections to watch and what each transaction's record keeps.
+
+Everything in Qtap's YAML that concerns capture (qtap.md §1.3-1.4): ``tap.direction``,
+``ignore_loopback``, ``filters`` (predefined groups and custom exe filters, five strategies,
+``only``), ``endpoints`` choosing a stack per domain, ``http_capture`` level/format and rules in
+order (first match wins; an evaluation error is no match). Plus redaction at source.
+Pure: built from plain data; ``agent.qtapconfig`` builds it from the Qtap YAML model, and the
+process filters are ``qtap_fluent.qtap.filters`` (passed in as ``exe_skip``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from qtap_fluent.agent import build
+from qtap_fluent.agent.assembler import EGRESS_EXTERNAL, EGRESS_INTERNAL, INGRESS, Exchange
+from qtap_fluent.agent.tracker import ConnInfo
+from qtap_fluent.records import HttpTransaction, from_dict
+
+DIRECTIONS = ("all", "ingress", "egress", "egress-internal", "egress-external")
+#: tap.direction -> record directions it lets through. Unknown or empty means all (§1.4).
+_DIRECTION_ALLOWS: dict[str, frozenset[str]] = {
+    "all": frozenset({INGRESS, EGRESS_INTERNAL, EGRESS_EXTERNAL}),
+    "ingress": frozenset({INGRESS}),
+    "egress": frozenset({EGRESS_INTERNAL, EGRESS_EXTERNAL}),
+    "egress-internal": frozenset({EGRESS_INTERNAL}),
+    "egress-external": frozenset({EGRESS_EXTERNAL}),
+}
+
+# BPF is_local_ip (qtap.md §1.4): loopback, link-local v4, unspecified, ::1, ::, mapped 127/8.
+_LOCAL = tuple(ipaddress.ip_network(n) for n in
+               ("127.0.0.0/8", "169.254.0.0/16", "0.0.0.0/32", "::1/128", "::/128"))
+
+
+def is_local_ip(ip: str) -> bool:
+    """What ``tap.ignore_loopback`` skips (IPv4-mapped IPv6 addresses count as their IPv4)."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return any(addr.version == n.version and addr in n for n in _LOCAL)
+
+
+#: Skip-flag bits of ``tap.filters`` ``only`` (qtap.md §1.4): data=1, dns=2, tls=4, http=8.
+SKIP_DATA, SKIP_DNS, SKIP_TLS, SKIP_HTTP = 1, 2, 4, 8
+
+ExeSkip = Callable[[str, int], int]
+"""(exe, pid) -> skip flags; ``qtap_fluent.qtap.filters.ExeMatcher.skip_flags`` in practice."""
+
+
+class Matcher(Protocol):
+    """A compiled rule expression (``qtap_fluent.qtap.rulekit.CompiledRule``)."""
+
+    def matches(self, ctx: Mapping[str, Any]) -> bool: ...
+
+
+class RecordRedactor(Protocol):
+    """``qtap_fluent.redact.Redactor``: masks secrets in a record map."""
+
+    def redact_record(self, record: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rule:
+    name: str
+    matcher: Matcher
+    level: str
+    format: str | None = None  #: None inherits the plugin's format
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpCapture:
+    """One stack's ``http_capture`` plugin config."""
+
+    level: str = build.NONE
+    format: str = "json"
+    rules: tuple[Rule, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    level: str
+    format: str
+    rule: str = ""  #: the rule that decided, "" for the plugin default
+
+
+NO_CAPTURE = Decision(level=build.NONE, format="json")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Policy:
+    """The whole capture policy. ``stacks`` maps a stack name to its http_capture (or None)."""
+
+    direction: str = "all"
+    ignore_loopback: bool = False
+    exe_skip: ExeSkip | None = None  #: tap.filters (groups and custom), compiled
+    stacks: Mapping[str, HttpCapture | None] = field(default_factory=dict)
+    http_stack: str = ""
+    endpoints: Mapping[str, str] = field(default_factory=dict)  #: domain -> stack name
+    redactor: RecordRedactor | None = None
+
+    # -- connection level (decided once, before parsing) -----------------------------------
+
+    def accept(self, info: ConnInfo) -> bool:
+        """Should this connection be parsed at all?"""
+        allowed = _DIRECTION_ALLOWS.get(self.direction, _DIRECTION_ALLOWS["all"])
+        if info.direction not in allowed:
+            return False
+        if self.ignore_loopback and info.remote is not None and is_local_ip(info.remote.ip):
+            return False
+        if self.exe_skip is not None:
+            flags = self.exe_skip(info.exe, info.pid)
+            # "data" or "http" skipped: no HTTP from this process; "tls": none over TLS.
+            if flags & (SKIP_DATA | SKIP_HTTP) or (flags & SKIP_TLS and info.tls):
+                return False
+        return True
+
+    # -- transaction level -----------------------------------------------------------------
+
+    def stack_for(self, domain: str) -> str:
+        """``tap.endpoints`` override the stack for their domain; else ``tap.http.stack``."""
+        if domain and self.endpoints:
+            stack = self.endpoints.get(domain.lower().rstrip("."))
+            if stack is not None:
+                return stack
+        return self.http_stack
+
+    def decide(self, ex: Exchange, parts: build.Parts | None = None) -> Decision:
+        """Level and format for one exchange."""
+        p = parts or build.Parts(ex)
+        stack = self.stack_for(p.domain)
+        cap = self.stacks.get(stack) if stack and stack != "none" else None
+        if cap is None:
+            return NO_CAPTURE
+        if cap.rules:
+            ctx = build.rule_context(ex, p)
+            for rule in cap.rules:
+                if rule.matcher.matches(ctx):
+                    return Decision(level=rule.level, format=rule.format or cap.format,
+                                    rule=rule.name)
+        return Decision(level=cap.level, format=cap.format)
+
+    def apply(self, ex: Exchange) -> tuple[Decision, HttpTransaction | None]:
+        """Decide and build: the record at its level (None for ``none``), redacted."""
+        parts = build.Parts(ex)
+        decision = self.decide(ex, parts)
+        if decision.level == build.NONE:
+            return decision, None
+        rec = build.record(ex, decision.level, parts)
+        if self.redactor is not None:
+            rec = redact(rec, self.redactor)
+        return decision, rec
+
+
+def redact(rec: HttpTransaction, redactor: RecordRedactor) -> HttpTransaction:
+    """Apply the record redactor (which works on the Qtap map) and rebuild the record."""
+    before = rec.to_dict()
+    after = redactor.redact_record(before)
+    if after == before:
+        return rec
+    return from_dict(after, container_id=rec.container_id)

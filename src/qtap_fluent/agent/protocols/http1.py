@@ -1,0 +1,427 @@
+"""HTTP/1.x, sans-I/O: one llhttp request parser and one response parser per connection.
+
+llhttp (through httptools) does the framing: keep-alive, pipelining, chunked bodies and
+trailers, 204/304 and 1xx without bodies. What it leaves to us (RFC 9112 §6.3):
+
+* a response to HEAD has no body even with Content-Length, and the response parser cannot be
+  told so: we cut that header block ourselves, parse it alone and start a fresh parser;
+* a 2xx answer to CONNECT, or 101 Switching Protocols, ends HTTP/1 on the connection (a
+  tunnel); for ``Upgrade: h2c`` the tracker hands the connection to the HTTP/2 parser, with the
+  upgrade request as stream 1 (RFC 7540 §3.2) and the bytes seen after the 101 (``upgraded_bytes``);
+* a response without Content-Length or chunking runs to the close (HTTP/1.0 style): ``close()``.
+
+Bytes the capture lost (``gap``) are skipped inside a length- or close-delimited body (the body
+is marked truncated); anywhere else they desynchronise the connection.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import httptools
+
+from qtap_fluent.agent.protocols.body import UNLIMITED, BodyCollector, Budget
+from qtap_fluent.agent.protocols.events import (
+    EMPTY_BODY,
+    Desync,
+    Headers,
+    ProtocolEvent,
+    RequestEnd,
+    RequestHead,
+    ResponseEnd,
+    ResponseHead,
+    Tunnel,
+)
+
+#: Methods whose response framing llhttp cannot know from the response alone (RFC 9112 §6.3).
+_HEADLESS_BODY = frozenset({"HEAD", "CONNECT"})
+#: len("content-length"), len("content-encoding"), len("transfer-encoding")
+_FRAMING_NAME_LENGTHS = frozenset({14, 16, 17})
+#: Largest header block we buffer when cutting it ourselves (llhttp's own default is 80 KiB).
+MAX_HEADER_BLOCK = 80 * 1024
+#: Bytes a client may send after an Upgrade/CONNECT request before the answer; kept bounded.
+MAX_HELD = 64 * 1024
+
+
+class _Side:
+    """State shared by the request and response halves: header accumulation and body."""
+
+    __slots__ = (
+        "active",
+        "at_boundary",
+        "body",
+        "conn",
+        "encoding",
+        "framing",
+        "headers",
+        "in_headers",
+        "parser",
+        "remaining",
+        "skip",
+        "stream_id",
+        "trailers",
+    )
+
+    def __init__(self, conn: Http1Connection) -> None:
+        self.conn = conn
+        self.headers: list[tuple[str, str]] = []
+        self.trailers: list[tuple[str, str]] = []
+        self.in_headers = True
+        self.body: BodyCollector | None = None  #: created at the first body byte
+        self.active = False  #: headers complete and the message has not ended yet
+        self.encoding = ""
+        self.at_boundary = True
+        self.stream_id = 0
+        self.framing = "none"  #: "length", "chunked", "close" or "none" once headers are done
+        self.remaining = 0  #: body bytes still expected when framing == "length"
+        self.skip = 0  #: filler bytes fed for a capture gap, not part of the body
+
+    def on_message_begin(self) -> None:
+        self.headers = []
+        self.trailers = []
+        self.in_headers = True
+        self.at_boundary = False
+        self.body = None
+        self.active = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # UTF-8 with replacement: what Go's JSON encoder makes of non-UTF-8 header bytes.
+        pair = (name.decode("utf-8", "replace"), value.decode("utf-8", "replace"))
+        (self.headers if self.in_headers else self.trailers).append(pair)
+
+    def on_body(self, data: bytes) -> None:
+        if self.framing == "length":
+            self.remaining -= len(data)
+        if not self.active:
+            return
+        body = self.body
+        if body is None:
+            body = self.body = BodyCollector(self.conn.body_limit, self.encoding, self.conn.budget)
+        if self.skip:
+            n = min(self.skip, len(data))
+            self.skip -= n
+            body.gap(n)
+            data = data[n:]
+            if not data:
+                return
+        body.add(data)
+
+    def _start_body(self, headers: list[tuple[str, str]]) -> None:
+        encoding = ""
+        self.framing = "close"
+        for name, value in headers:
+            if len(name) not in _FRAMING_NAME_LENGTHS:
+                continue  # most headers: skip the lower() (this runs for every message)
+            lname = name.lower()
+            if lname == "content-encoding":
+                encoding = value
+            elif lname == "content-length":
+                self.framing = "length"
+                try:
+                    self.remaining = int(value)
+                except ValueError:
+                    self.remaining = 0
+            elif lname == "transfer-encoding" and "chunked" in value.lower():
+                self.framing = "chunked"
+        self.encoding = encoding
+        self.body = None
+        self.active = True
+        self.in_headers = False
+
+    def gap(self, n: int) -> bool:
+        """Skip ``n`` lost bytes; False when that is impossible without guessing."""
+        if self.at_boundary or self.in_headers or not self.active:
+            return False
+        if self.framing == "close" or (self.framing == "length" and n <= self.remaining):
+            self.skip += n
+            return True
+        return False
+
+
+class _RequestSide(_Side):
+    __slots__ = ("held", "url", "waiting_upgrade")
+
+    def __init__(self, conn: Http1Connection) -> None:
+        super().__init__(conn)
+        self.url: list[bytes] = []
+        self.held = b""
+        self.waiting_upgrade = False
+        self.parser = httptools.HttpRequestParser(self)
+
+    def on_message_begin(self) -> None:
+        _Side.on_message_begin(self)
+        self.url = []
+
+    def on_url(self, url: bytes) -> None:
+        self.url.append(url)
+
+    def on_headers_complete(self) -> None:
+        conn = self.conn
+        parser = self.parser
+        method = parser.get_method().decode("ascii")
+        conn.next_request += 1
+        self.stream_id = conn.next_request
+        headers = self.headers
+        authority = ""
+        for name, value in headers:
+            if len(name) == 4 and name.lower() == "host":
+                authority = value
+                break
+        conn.pending.append(method)
+        conn.events.append(RequestHead(
+            stream_id=self.stream_id, method=method, target=b"".join(self.url).decode("utf-8", "replace"),
+            version=parser.get_http_version(), authority=authority, scheme="",
+            headers=tuple(headers)))
+        self._start_body(headers)
+        if self.framing == "close":
+            self.framing = "none"  # a request without length has no body (RFC 9112 §6.3 p6)
+
+    def on_message_complete(self) -> None:
+        self.at_boundary = True
+        self.active = False
+        body = self.body
+        self.conn.events.append(RequestEnd(
+            stream_id=self.stream_id, body=body.finish() if body else EMPTY_BODY,
+            trailers=tuple(self.trailers) if self.trailers else ()))
+
+    def feed(self, data: bytes) -> None:
+        if self.waiting_upgrade:
+            if len(self.held) + len(data) > MAX_HELD:
+                self.conn.desync("request bytes after Upgrade/CONNECT exceed the hold limit")
+                return
+            self.held += data
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            # CONNECT or an Upgrade request: wait for the answer before parsing further.
+            self.waiting_upgrade = True
+            self.held = data[int(exc.args[0]):]
+        except httptools.HttpParserError as exc:
+            self.conn.desync(f"request: {exc}")
+
+    def refused(self) -> None:
+        """The server refused the Upgrade/CONNECT: what the client sent next is HTTP again."""
+        self.waiting_upgrade = False
+        held, self.held = self.held, b""
+        self.parser = httptools.HttpRequestParser(self)
+        self.at_boundary = True
+        if held:
+            self.feed(held)
+
+
+class _ResponseSide(_Side):
+    __slots__ = ("hbuf", "head_only", "informational")
+
+    def __init__(self, conn: Http1Connection) -> None:
+        super().__init__(conn)
+        self.hbuf = b""
+        self.head_only = False
+        self.informational = False
+        self.parser = httptools.HttpResponseParser(self)
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        self.informational = 100 <= status < 200 and status != 101
+        if self.informational:
+            return  # 1xx precede the real response (RFC 9110 §15.2); llhttp frames them
+        conn = self.conn
+        if not conn.pending:
+            # No request to pair with: never guess which one this answers.
+            conn.desync("response without a request (capture started mid-connection)")
+            self.active = False
+            return
+        method = conn.pending.popleft()
+        conn.next_response += 1
+        self.stream_id = conn.next_response
+        if status == 101 and any(n.lower() == "upgrade" and v.strip().lower() == "h2c"
+                                 for n, v in self.headers):
+            # RFC 7540 §3.2: the answer to this request comes as HTTP/2 stream 1; the caller
+            # switches parsers (Http2Connection.upgraded) with the bytes after this block.
+            self.active = False
+            self.at_boundary = True
+            conn.tunnel(self.stream_id, "h2c")
+            return
+        conn.events.append(ResponseHead(
+            stream_id=self.stream_id, status=status, version=self.parser.get_http_version(),
+            headers=tuple(self.headers)))
+        self._start_body(self.headers)
+        tunnel = status == 101 or (method == "CONNECT" and 200 <= status < 300)
+        if self.head_only or tunnel or method in _HEADLESS_BODY:
+            self.framing = "none"
+            self.at_boundary = True
+            self.active = False
+            conn.events.append(ResponseEnd(stream_id=self.stream_id, body=EMPTY_BODY))
+            if tunnel:
+                conn.tunnel(self.stream_id, "101 Switching Protocols" if status == 101
+                            else "CONNECT")
+        if not tunnel and conn.request.waiting_upgrade and not conn.pending:
+            conn.request.refused()  # the Upgrade/CONNECT was answered with a plain response
+
+    def on_message_complete(self) -> None:
+        self.at_boundary = True
+        if self.informational or not self.active:
+            return
+        self.active = False
+        body = self.body
+        self.body = None
+        self.conn.events.append(ResponseEnd(
+            stream_id=self.stream_id, body=body.finish() if body else EMPTY_BODY,
+            trailers=tuple(self.trailers) if self.trailers else ()))
+        self.framing = "none"
+
+    def _feed_parser(self, data: bytes) -> bool:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            # 101: on_headers_complete already made the connection a tunnel; keep what follows
+            # the header block for a protocol that takes over (h2c).
+            self.conn.after_upgrade = data[int(exc.args[0]):]
+        except httptools.HttpParserError as exc:
+            self.conn.desync(f"response: {exc}")
+            return False
+        return True
+
+    def _cut_head(self, data: bytes) -> bytes | None:
+        """Parse one header block on its own (response to HEAD/CONNECT); return what follows."""
+        self.hbuf += data
+        end = self.hbuf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self.hbuf) > MAX_HEADER_BLOCK:
+                self.conn.desync("response header block too large")
+            return None
+        block, rest = self.hbuf[:end + 4], self.hbuf[end + 4:]
+        self.hbuf = b""
+        self.head_only = True
+        self.parser = httptools.HttpResponseParser(self)
+        ok = self._feed_parser(block)
+        self.head_only = False
+        self.at_boundary = True
+        self.parser = httptools.HttpResponseParser(self)
+        return rest if ok else None
+
+    def feed(self, data: bytes) -> None:
+        conn = self.conn
+        while data and conn.state == "http":
+            pending = conn.pending
+            if self.at_boundary and pending and pending[0] in _HEADLESS_BODY:
+                rest = self._cut_head(data)
+                if rest is None:
+                    return
+                data = rest
+            elif len(pending) > 1 and not _HEADLESS_BODY.isdisjoint(pending):
+                # A HEAD/CONNECT is queued behind this response: feed up to the message end
+                # only, so its answer is parsed by the code above (rare, so byte by byte).
+                i = 0
+                started = not self.at_boundary
+                while i < len(data) and conn.state == "http":
+                    if not self._feed_parser(data[i:i + 1]):
+                        return
+                    i += 1
+                    if not self.at_boundary:
+                        started = True
+                    elif started:
+                        break
+                data = data[i:]
+            else:
+                self._feed_parser(data)
+                return
+
+    def end(self) -> None:
+        """The connection closed: a close-delimited body ends here (RFC 9112 §6.3 p8)."""
+        if self.at_boundary or self.in_headers or not self.active:
+            return
+        complete = self.framing == "close"
+        body = self.body or BodyCollector(self.conn.body_limit, self.encoding, self.conn.budget)
+        self.conn.events.append(ResponseEnd(
+            stream_id=self.stream_id, body=body.finish(complete),
+            trailers=tuple(self.trailers)))
+        self.at_boundary = True
+        self.active = False
+        self.body = None
+
+
+class Http1Connection:
+    """Both directions of one HTTP/1.x connection. Feed client and server bytes separately."""
+
+    protocol = "http1"
+
+    def __init__(self, body_limit: int, budget: Budget = UNLIMITED) -> None:
+        self.body_limit = body_limit
+        self.budget = budget
+        self.events: list[ProtocolEvent] = []
+        self.pending: deque[str] = deque()  #: methods of requests not yet answered
+        self.next_request = 0
+        self.next_response = 0
+        self.state = "http"  #: "http", "tunnel" or "desync"
+        self.tunnel_reason = ""
+        self.after_upgrade = b""  #: server bytes after a 101's header block
+        self.request = _RequestSide(self)
+        self.response = _ResponseSide(self)
+
+    def desync(self, reason: str) -> None:
+        if self.state == "http":
+            self.state = "desync"
+            self.events.append(Desync(reason=reason))
+
+    def tunnel(self, stream_id: int, reason: str) -> None:
+        self.state = "tunnel"
+        self.tunnel_reason = reason
+        self.events.append(Tunnel(stream_id=stream_id, reason=reason))
+
+    def _take(self) -> list[ProtocolEvent]:
+        events = self.events
+        if not events:
+            return []  # never hand out the live list
+        self.events = []
+        return events
+
+    def feed_client(self, data: bytes) -> list[ProtocolEvent]:
+        """Bytes the client sent (requests)."""
+        if self.state == "http":
+            self.request.feed(data)
+        return self._take()
+
+    def feed_server(self, data: bytes) -> list[ProtocolEvent]:
+        """Bytes the server sent (responses)."""
+        if self.state == "http":
+            self.response.feed(data)
+        return self._take()
+
+    def gap_client(self, n: int) -> list[ProtocolEvent]:
+        """``n`` client bytes were lost by the capture."""
+        if self.state == "http" and not self.request.waiting_upgrade:
+            if self.request.gap(n):
+                self.request.feed(b"\0" * n)
+            else:
+                self.desync(f"{n} request bytes lost outside a body")
+        return self._take()
+
+    def gap_server(self, n: int) -> list[ProtocolEvent]:
+        """``n`` server bytes were lost by the capture."""
+        if self.state == "http":
+            if self.response.gap(n):
+                self.response.feed(b"\0" * n)
+            else:
+                self.desync(f"{n} response bytes lost outside a body")
+        return self._take()
+
+    def close(self) -> list[ProtocolEvent]:
+        """The connection ended: finish a close-delimited response."""
+        if self.state == "http":
+            self.response.end()
+        return self._take()
+
+    def upgraded_bytes(self) -> tuple[bytes, bytes]:
+        """(client, server) bytes already seen after a 101: the new protocol's first bytes."""
+        return self.request.held, self.after_upgrade
+
+    def discard(self) -> None:
+        """Give back the memory of bodies still being collected (the connection is gone)."""
+        for side in (self.request, self.response):
+            if side.body is not None:
+                side.body.release()
+                side.body = None
+
+
+__all__ = ["Headers", "Http1Connection"]

@@ -1,0 +1,310 @@
+"""The HTTP transaction record: the one type the agent, the forward client and the sinks share.
+
+``HttpTransaction.to_json()`` is byte-for-byte the JSON Qtap's ``http_capture`` plugin writes
+(Go ``encoding/json`` of ``HttpTransaction``, see the reference notes qtap.md §3.1): struct key
+order, ``omitempty`` fields dropped when empty, ``process_id`` a string, bodies standard base64,
+``transaction_time`` RFC 3339 with nanoseconds and trailing zeros trimmed, header maps with sorted
+keys, and Go's HTML-safe escaping of ``<``, ``>``, ``&``, U+2028 and U+2029. ``to_text()`` is the
+``format: text`` rendering (§3.3). ``docker_shape`` / ``structured_shape`` are the two maps the
+agent sends over forward.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+Headers = tuple[tuple[str, str], ...]
+
+#: Go's json.Marshal escapes these for HTML safety (encoding/json ``HTMLEscape``).
+_GO_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+               ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _go_escape(text: str) -> str:
+    if "<" in text or ">" in text or "&" in text or "\u2028" in text or "\u2029" in text:
+        for raw, esc in _GO_ESCAPES:
+            text = text.replace(raw, esc)
+    return text
+
+
+def go_json(value: Any) -> str:
+    """Compact JSON as Go's ``encoding/json`` writes it (HTML-safe escapes, UTF-8 kept)."""
+    return _go_escape(_ENCODE(value))
+
+
+def rfc3339nano(ts_ns: int) -> str:
+    """Go's ``time.RFC3339Nano`` in UTC: fraction with trailing zeros trimmed, none if zero."""
+    secs, nanos = divmod(ts_ns, 1_000_000_000)
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    if nanos:
+        return f"{base}.{nanos:09d}".rstrip("0") + "Z"
+    return base + "Z"
+
+
+def rfc3339(ts_ns: int) -> str:
+    """Go's ``time.RFC3339`` in UTC (whole seconds)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts_ns // 1_000_000_000))
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Metadata:
+    """``metadata`` of the record; every field is ``omitempty``."""
+
+    process_id: str = ""
+    process_exe: str = ""
+    container_name: str = ""
+    container_image: str = ""
+    pod_name: str = ""
+    pod_namespace: str = ""
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    request_id: str = ""
+    connection_id: str = ""
+    endpoint_id: str = ""
+    tags: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        if self.process_id:
+            d["process_id"] = self.process_id
+        if self.process_exe:
+            d["process_exe"] = self.process_exe
+        if self.container_name:
+            d["container_name"] = self.container_name
+        if self.container_image:
+            d["container_image"] = self.container_image
+        if self.pod_name:
+            d["pod_name"] = self.pod_name
+        if self.pod_namespace:
+            d["pod_namespace"] = self.pod_namespace
+        if self.bytes_sent:
+            d["bytes_sent"] = self.bytes_sent
+        if self.bytes_received:
+            d["bytes_received"] = self.bytes_received
+        if self.request_id:
+            d["request_id"] = self.request_id
+        if self.connection_id:
+            d["connection_id"] = self.connection_id
+        if self.endpoint_id:
+            d["endpoint_id"] = self.endpoint_id
+        if self.tags:
+            d["tags"] = list(self.tags)
+        return d
+
+
+_META_KEYS = ("process_id", "process_exe", "container_name", "container_image", "pod_name",
+              "pod_namespace", "bytes_sent", "bytes_received", "request_id", "connection_id",
+              "endpoint_id", "tags")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Request:
+    """``request``: ``method`` and ``url`` always present, the rest ``omitempty``.
+
+    ``headers`` holds one value per name (Qtap keeps the first), names in Go canonical form
+    plus the pseudo-headers; ``body`` is None when the level clears it.
+    """
+
+    method: str
+    url: str
+    scheme: str = ""
+    path: str = ""
+    authority: str = ""
+    protocol: str = ""
+    request_id: str = ""
+    user_agent: str = ""
+    content_type: str = ""
+    headers: Headers = ()
+    body: bytes | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"method": self.method, "url": self.url}
+        if self.scheme:
+            d["scheme"] = self.scheme
+        if self.path:
+            d["path"] = self.path
+        if self.authority:
+            d["authority"] = self.authority
+        if self.protocol:
+            d["protocol"] = self.protocol
+        if self.request_id:
+            d["request_id"] = self.request_id
+        if self.user_agent:
+            d["user_agent"] = self.user_agent
+        if self.content_type:
+            d["content_type"] = self.content_type
+        if self.headers:
+            d["headers"] = dict(sorted(self.headers))  # Go sorts map keys
+        if self.body:
+            d["body"] = _b64(self.body)
+        return d
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Response:
+    """``response``: ``status`` always present (499: no response; 422: no status)."""
+
+    status: int
+    content_type: str = ""
+    headers: Headers = ()
+    body: bytes | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"status": self.status}
+        if self.content_type:
+            d["content_type"] = self.content_type
+        if self.headers:
+            d["headers"] = dict(sorted(self.headers))
+        if self.body:
+            d["body"] = _b64(self.body)
+        return d
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpTransaction:
+    """One request/response exchange as Qtap records it.
+
+    ``container_id`` is not part of Qtap's JSON; it rides along for the forward shapes and rules.
+    """
+
+    metadata: Metadata
+    request: Request
+    response: Response
+    transaction_time_ns: int
+    duration_ms: int = 0
+    direction: str = ""
+    container_id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The map Qtap serialises, keys in Qtap's order, empty ``omitempty`` keys dropped."""
+        d: dict[str, Any] = {
+            "metadata": self.metadata.to_dict(),
+            "request": self.request.to_dict(),
+            "response": self.response.to_dict(),
+            "transaction_time": rfc3339nano(self.transaction_time_ns),
+        }
+        if self.duration_ms:
+            d["duration_ms"] = self.duration_ms
+        if self.direction:
+            d["direction"] = self.direction
+        return d
+
+    def to_json(self) -> str:
+        """One compact JSON line, as Qtap's ``format: json``: the map of ``to_dict`` through the
+        C encoder, then Go's HTML-safe escapes."""
+        return _go_escape(_ENCODE(self.to_dict()))
+
+    def to_text(self) -> str:
+        """Qtap's ``format: text`` (``HttpTransaction.ToString``); header lines sorted."""
+        m, rq, rs = self.metadata, self.request, self.response
+        out = ["HTTP Transaction", "================", "", "Metadata:",
+               f"  Transaction Time: {rfc3339(self.transaction_time_ns)}"]
+        if self.duration_ms > 0:
+            out.append(f"  Duration: {self.duration_ms}ms")
+        out.append(f"  Direction: {self.direction}")
+        if rq.request_id:
+            out.append(f"  Request ID: {rq.request_id}")
+        if m.process_id:
+            out.append(f"  Process ID: {m.process_id}")
+        if m.process_exe:
+            out.append(f"  Process: {m.process_exe}")
+        out.append(f"  Bytes Sent: {m.bytes_sent}")
+        out.append(f"  Bytes Received: {m.bytes_received}")
+        if m.tags:
+            out.append(f"  Tags: {', '.join(m.tags)}")
+        out += ["", "Request:", f"  Method: {rq.method}", f"  URL: {rq.url}"]
+        if rq.content_type:
+            out.append(f"  Content-Type: {rq.content_type}")
+        _text_headers_body(out, rq.headers, rq.body)
+        out += ["", "Response:", f"  Status: {rs.status}", f"  Content-Type: {rs.content_type}"]
+        _text_headers_body(out, rs.headers, rs.body)
+        return "\n".join(out) + "\n"
+
+
+def _text_headers_body(out: list[str], headers: Headers, body: bytes | None) -> None:
+    if headers:
+        out.append("  Headers:")
+        out.extend(f"    {k}: {v}" for k, v in sorted(headers))
+    if body:
+        out.append("  Body:")
+        out.append(body.decode("utf-8", "replace"))
+
+
+# -- forward shapes --------------------------------------------------------------------------
+
+SHAPES = ("docker", "structured")
+
+
+def docker_shape(line: str, container_id: str = "", container_name: str = "/qtap") -> dict[str, str]:
+    """What Docker's fluentd log driver sends for one stdout line of a container.
+
+    The guide's Fluent Bit pipeline parses ``log`` as JSON, so our agent slots in where Qtap ran.
+    """
+    return {"container_id": container_id, "container_name": container_name,
+            "source": "stdout", "log": line}
+
+
+def structured_shape(record: HttpTransaction) -> dict[str, Any]:
+    """The transaction map itself (bodies still base64), no JSON inside a string."""
+    return record.to_dict()
+
+
+def _headers_from(value: Any) -> Headers:
+    if not isinstance(value, dict):
+        return ()
+    return tuple((str(k), str(v)) for k, v in value.items())
+
+
+def _body_from(value: Any) -> bytes | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:
+        return value.encode("utf-8")
+
+
+def parse_time(text: str) -> int:
+    """RFC 3339 (as ``rfc3339nano`` writes it, UTC ``Z``) -> nanoseconds since the epoch."""
+    import calendar
+
+    base, _, frac = text.rstrip("Z").partition(".")
+    secs = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
+    return secs * 1_000_000_000 + int((frac + "000000000")[:9])
+
+
+def from_dict(d: dict[str, Any], container_id: str = "") -> HttpTransaction:
+    """The inverse of ``HttpTransaction.to_dict`` (for records that went through a filter)."""
+    m = d.get("metadata") or {}
+    rq = d.get("request") or {}
+    rs = d.get("response") or {}
+    return HttpTransaction(
+        metadata=Metadata(
+            process_id=str(m.get("process_id", "")), process_exe=str(m.get("process_exe", "")),
+            container_name=str(m.get("container_name", "")),
+            container_image=str(m.get("container_image", "")),
+            pod_name=str(m.get("pod_name", "")), pod_namespace=str(m.get("pod_namespace", "")),
+            bytes_sent=int(m.get("bytes_sent", 0)), bytes_received=int(m.get("bytes_received", 0)),
+            request_id=str(m.get("request_id", "")), connection_id=str(m.get("connection_id", "")),
+            endpoint_id=str(m.get("endpoint_id", "")),
+            tags=tuple(str(t) for t in m.get("tags", ()))),
+        request=Request(
+            method=str(rq.get("method", "")), url=str(rq.get("url", "")),
+            **{k: str(rq[k]) for k in ("scheme", "path", "authority", "protocol", "request_id",
+                                       "user_agent", "content_type") if k in rq},
+            headers=_headers_from(rq.get("headers")), body=_body_from(rq.get("body"))),
+        response=Response(
+            status=int(rs.get("status", 0)), content_type=str(rs.get("content_type", "")),
+            headers=_headers_from(rs.get("headers")), body=_body_from(rs.get("body"))),
+        transaction_time_ns=parse_time(str(d.get("transaction_time", "1970-01-01T00:00:00Z"))),
+        duration_ms=int(d.get("duration_ms", 0)), direction=str(d.get("direction", "")),
+        container_id=container_id)

@@ -1,0 +1,103 @@
+"""records.py: Qtap's exact JSON (order, omitempty, escapes, time) and text, forward shapes."""
+
+from __future__ import annotations
+
+import json
+
+from qtap_fluent.records import (
+    HttpTransaction,
+    Metadata,
+    Request,
+    Response,
+    docker_shape,
+    go_json,
+    rfc3339nano,
+    structured_shape,
+)
+
+
+def minimal(**kw: object) -> HttpTransaction:
+    base: dict[str, object] = {"metadata": Metadata(), "request": Request(method="GET", url=""),
+                                   "response": Response(status=499), "transaction_time_ns": 0}
+    base.update(kw)
+    return HttpTransaction(**base)  # type: ignore[arg-type]
+
+
+def test_omitempty_keeps_only_always_present_keys() -> None:
+    assert minimal().to_json() == (
+        '{"metadata":{},"request":{"method":"GET","url":""},"response":{"status":499},'
+        '"transaction_time":"1970-01-01T00:00:00Z"}')
+
+
+def test_key_order_matches_qtap_struct() -> None:
+    rec = minimal(
+        metadata=Metadata(process_id="7", process_exe="/bin/x", container_name="c",
+                          container_image="i", pod_name="p", pod_namespace="n", bytes_sent=1,
+                          bytes_received=2, request_id="r", connection_id="k",
+                          endpoint_id="e", tags=("a:b",)),
+        request=Request(method="GET", url="u", scheme="http", path="/", authority="a",
+                        protocol="http1", request_id="q", user_agent="ua", content_type="ct",
+                        headers=(("B", "2"), ("A", "1")), body=b"x"),
+        response=Response(status=200, content_type="ct", headers=((":status", "200"),),
+                          body=b"y"),
+        transaction_time_ns=1, duration_ms=3, direction="ingress")
+    d = json.loads(rec.to_json())
+    assert list(d) == ["metadata", "request", "response", "transaction_time", "duration_ms",
+                       "direction"]
+    assert list(d["metadata"]) == ["process_id", "process_exe", "container_name",
+                                   "container_image", "pod_name", "pod_namespace", "bytes_sent",
+                                   "bytes_received", "request_id", "connection_id",
+                                   "endpoint_id", "tags"]
+    assert list(d["request"]) == ["method", "url", "scheme", "path", "authority", "protocol",
+                                  "request_id", "user_agent", "content_type", "headers", "body"]
+    assert list(d["request"]["headers"]) == ["A", "B"]  # Go sorts map keys
+    assert d["request"]["body"] == "eA==" and d["metadata"]["process_id"] == "7"
+
+
+def test_go_html_escaping_and_utf8() -> None:
+    assert go_json({"k": "<a href='x'>&\u2028é"}) == \
+        '{"k":"\\u003ca href=\'x\'\\u003e\\u0026\\u2028é"}'
+
+
+def test_rfc3339nano_trims_zeros() -> None:
+    assert rfc3339nano(1_761_235_661_023_379_679) == "2025-10-23T16:07:41.023379679Z"
+    assert rfc3339nano(1_761_235_661_100_000_000) == "2025-10-23T16:07:41.1Z"
+    assert rfc3339nano(1_761_235_661_000_000_000) == "2025-10-23T16:07:41Z"
+
+
+def test_text_format_layout() -> None:
+    rec = minimal(request=Request(method="GET", url="http://a/", content_type="text/plain",
+                                  headers=(("X", "1"),), body=b"hi"),
+                  response=Response(status=200), transaction_time_ns=1_000_000_000,
+                  duration_ms=0, direction="egress-external",
+                  metadata=Metadata(bytes_sent=5))
+    assert rec.to_text() == (
+        "HTTP Transaction\n================\n\nMetadata:\n"
+        "  Transaction Time: 1970-01-01T00:00:01Z\n  Direction: egress-external\n"
+        "  Bytes Sent: 5\n  Bytes Received: 0\n\nRequest:\n  Method: GET\n  URL: http://a/\n"
+        "  Content-Type: text/plain\n  Headers:\n    X: 1\n  Body:\nhi\n\nResponse:\n"
+        "  Status: 200\n  Content-Type: \n")
+
+
+def test_forward_shapes() -> None:
+    rec = minimal()
+    line = rec.to_json()
+    assert docker_shape(line, "ab" * 32, "/qtap") == {
+        "container_id": "ab" * 32, "container_name": "/qtap", "source": "stdout", "log": line}
+    assert structured_shape(rec) == json.loads(line)
+
+
+def test_direct_json_writer_matches_the_map_encoding() -> None:
+    import glob
+
+    from qtap_fluent.records import from_dict
+
+    for path in sorted(glob.glob("tests/data/agent/golden/*.json")):
+        with open(path) as f:
+            wanted = json.load(f)["records"]
+        for want in wanted:
+            rec = from_dict(want)
+            assert rec.to_json() == go_json(rec.to_dict()), path
+    odd = minimal(request=Request(method="GET", url='http://a/"<&>"\n\u2028',
+                                  headers=(("X", "\x01"),)))
+    assert odd.to_json() == go_json(odd.to_dict())
