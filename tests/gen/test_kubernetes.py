@@ -141,16 +141,42 @@ def test_configs_in_configmaps_pass_dry_run(tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def replay_capture(path: Path, n: int) -> None:
+    """A pcap of ``n`` plain HTTP/1.1 exchanges from 192.0.2.10 to 198.51.100.20:80."""
+    from tests.agent.pcapwrite import Pkt, pcap
+
+    ack, psh_ack, syn, fin_ack = 16, 24, 2, 17
+    pkts: list[Pkt] = []
+    for i in range(n):
+        c, srv = ("192.0.2.10", 40000 + i), ("198.51.100.20", 80)
+        req = (f"GET /items/{i} HTTP/1.1\r\nHost: api.example.com\r\n"
+               "User-Agent: test\r\n\r\n").encode()
+        body = b'{"ok":true}'
+        res = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+               + str(len(body)).encode() + b"\r\n\r\n" + body)
+        t = 1_700_000_000_000_000_000 + i * 10_000_000
+        pkts += [Pkt(t, c, srv, 1000, syn), Pkt(t + 1, srv, c, 5000, syn | ack),
+                 Pkt(t + 2, c, srv, 1001, ack), Pkt(t + 3, c, srv, 1001, psh_ack, req),
+                 Pkt(t + 4, srv, c, 5001, psh_ack, res),
+                 Pkt(t + 5, c, srv, 1001 + len(req), fin_ack),
+                 Pkt(t + 6, srv, c, 5001 + len(res), fin_ack)]
+    path.write_bytes(pcap(pkts))
+
+
 @needs_fb
 @pytest.mark.fluentbit
 def test_node_tier_forwards_to_aggregator(tmp_path: Path) -> None:
-    """Both tiers as local Fluent Bit processes: records sent to the node reach the aggregator."""
-    from tests.gen.test_fluentbit_binary import free_port, send, start, stop, wait_port
+    """Both tiers as local Fluent Bit processes, the agent replaying a capture into the node
+    tier as the DaemonSet runs it: every transaction reaches the aggregator's output."""
+    import sys
+
+    from tests.gen.test_fluentbit_binary import free_port, start, stop, wait_port
 
     k8s = gen_k8s(tmp_path, "--aggregator")
     node_port, agg_port = free_port(), free_port()
     node = extract(k8s, "qtap-fluent-fluent-bit", tmp_path / "node")
     agg = extract(k8s, "qtap-fluent-aggregator-fluent-bit", tmp_path / "agg")
+    qtap = extract_key(k8s, "qtap-fluent-qtap", "qtap-config.yaml", tmp_path / "qtap")
     # Cluster addresses and paths become local ones; everything else runs as generated.
     for conf, store, port in ((node, "node-store", node_port), (agg, "agg-store", agg_port)):
         cfg = yaml.safe_load(conf.read_text())
@@ -161,6 +187,14 @@ def test_node_tier_forwards_to_aggregator(tmp_path: Path) -> None:
             if out["name"] == "forward":
                 out["host"], out["port"] = "127.0.0.1", agg_port
         conf.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    capture = tmp_path / "capture.pcap"
+    replay_capture(capture, 25)
+    daemonset = next(d for ds in load_docs(k8s).values() for d in ds if d["kind"] == "DaemonSet")
+    agent_args = next(c["args"] for c in daemonset["spec"]["template"]["spec"]["containers"]
+                      if c["name"] == "agent")
+    args = [a.replace("/etc/qtap-fluent/qtap-config.yaml", str(qtap))
+             .replace("127.0.0.1:24224", f"127.0.0.1:{node_port}") for a in agent_args]
+    args = [a for a in args if a != "--metrics-listen" and not a.startswith("0.0.0.0:")]
     os.environ["FORWARD_SHARED_KEY"] = "k8s-test-key"
     try:
         agg_proc = start(agg, tmp_path / "agg.log")
@@ -168,12 +202,13 @@ def test_node_tier_forwards_to_aggregator(tmp_path: Path) -> None:
         try:
             wait_port(agg_port, agg_proc, tmp_path / "agg.log")
             wait_port(node_port, node_proc, tmp_path / "node.log")
-            records = [{"request": {"method": "GET", "url": f"https://svc/{i}"},
-                        "response": {"status": 200}} for i in range(20)]
-            send(node_port, records)
+            agent = subprocess.run([sys.executable, "-m", "qtap_fluent", *args, "--replay",
+                                    str(capture)], capture_output=True, text=True,
+                                   timeout=120, check=False)
+            assert agent.returncode == 0, agent.stderr
             deadline = time.monotonic() + 30
             got: list[dict[str, Any]] = []
-            while time.monotonic() < deadline and len(got) < 20:
+            while time.monotonic() < deadline and len(got) < 25:
                 time.sleep(0.5)
                 got = [json.loads(ln) for ln in (tmp_path / "agg.log").read_text().splitlines()
                        if ln.startswith("{")]
@@ -182,5 +217,16 @@ def test_node_tier_forwards_to_aggregator(tmp_path: Path) -> None:
             stop(agg_proc)
     finally:
         del os.environ["FORWARD_SHARED_KEY"]
-    assert sorted(r["request"]["url"] for r in got) == sorted(f"https://svc/{i}"
-                                                              for i in range(20))
+    assert sorted(r["request"]["url"] for r in got) == sorted(
+        f"http://api.example.com/items/{i}" for i in range(25)), agent.stderr
+    assert all(r["response"]["status"] == 200 and r["direction"] == "egress-external"
+               for r in got)
+
+
+def extract_key(k8s: Path, cm_name: str, key: str, dest: Path) -> Path:
+    for doc in (d for ds in load_docs(k8s).values() for d in ds):
+        if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == cm_name:
+            dest.mkdir(parents=True)
+            (dest / key).write_text(doc["data"][key])
+            return dest / key
+    raise AssertionError(cm_name)
