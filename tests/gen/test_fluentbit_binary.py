@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -221,3 +222,38 @@ def test_lua_filters_run_inside_fluent_bit(tmp_path: Path) -> None:
     assert "abc" not in r["request"]["url"]  # type: ignore[index]
     assert r["response"]["status"] == 500  # type: ignore[index]
     assert any(v == "5xx" for v in r.values()), r
+
+
+def test_qtap_fluent_agent_feeds_the_compose_pipeline(tmp_path: Path) -> None:
+    """``--agent qtap-fluent``: the agent, run as the compose service runs it (replaying a
+    capture), sends docker-shaped records over forward; the pipeline filters them as usual."""
+    import yaml
+
+    from tests.gen.test_kubernetes import replay_capture
+
+    out = generate(tmp_path, "d", "--agent", "qtap-fluent", "--exclude-url", "/items/1$")
+    compose = yaml.safe_load((out / "docker-compose.yaml").read_text())
+    service = compose["services"]["qtap-fluent-agent"]
+    args = [a.replace("/app/config/qtap.yaml", str(out / "qtap-config.yaml"))
+            for a in service["command"]]
+    args = [a for a in args if a != "--metrics-listen" and a != "127.0.0.1:10001"]
+    capture = tmp_path / "capture.pcap"
+    replay_capture(capture, 5)
+    log = tmp_path / "fb.log"
+    proc = start(out / "fluent-bit.yaml", log)
+    try:
+        wait_port(forward_port(out), proc, log)
+        agent = subprocess.run([sys.executable, "-m", "qtap_fluent", *args, "--replay",
+                                str(capture)], capture_output=True, text=True, timeout=120,
+                               check=False)
+        assert agent.returncode == 0, agent.stderr
+        deadline = time.monotonic() + 15
+        got: list[dict[str, object]] = []
+        while time.monotonic() < deadline and len(got) < 4:
+            time.sleep(0.3)
+            got = [json.loads(ln) for ln in log.read_text().splitlines() if ln.startswith("{")]
+    finally:
+        stop(proc)
+    urls = sorted(r["request"]["url"] for r in got)  # type: ignore[index]
+    assert urls == [f"http://api.example.com/items/{i}" for i in (0, 2, 3, 4)], agent.stderr
+    assert all("log" not in r and r["metadata"] for r in got)

@@ -51,6 +51,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="forward input address (default: 127.0.0.1)")
     p.add_argument("--config-format", choices=("yaml", "classic"), default="yaml",
                    help="which Fluent Bit config compose starts (both are written; default yaml)")
+    p.add_argument("--agent", choices=("qtap", "qtap-fluent"), default="qtap",
+                   help="compose target: capture with Qpoint's qtap as in the guide (default) or "
+                   "with `qtap-fluent agent`, which forwards records itself (acks on)")
     p.add_argument("--record-shape", choices=("docker", "structured"), default=None,
                    help="records as Docker's fluentd log driver sends them (default for compose) "
                    "or as transaction maps from `qtap-fluent agent --shape structured` (no "
@@ -168,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
         http_port=args.http_port,
         listen=args.listen,
         config_format=args.config_format,
+        agent=args.agent,
         record_shape=args.record_shape or ("structured" if args.target == "kubernetes"
                                            else "docker"),
         lua=lua_options(args),

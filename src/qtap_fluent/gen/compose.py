@@ -73,7 +73,8 @@ def compose_document(spec: GenSpec, mounts: Mapping[str, str], config_file: str,
         "command": ["--log-level=warn", "--log-encoding=json",
                     "--config=/app/config/qtap.yaml"],
     }
-    services: dict[str, Any] = {"fluent-bit": fluent_bit, "qtap": qtap}
+    capture = qtap if spec.agent == "qtap" else _agent_service(spec, mounts)
+    services: dict[str, Any] = {"fluent-bit": fluent_bit, capture["container_name"]: capture}
     doc: dict[str, Any] = {"services": services}
     if "serve" in spec.outputs:
         services["serve"] = _serve_service(mounts)
@@ -105,6 +106,30 @@ def _serve_service(mounts: Mapping[str, str]) -> dict[str, Any]:
         "volumes": [f"{mounts.get('serve.yaml', './serve.yaml')}:/etc/qtap-fluent/serve.yaml:ro",
                     "serve-spool:/var/lib/qtap-fluent/serve"],
         "environment": list(AWS_ENV),
+    }
+
+
+def _agent_service(spec: GenSpec, mounts: Mapping[str, str]) -> dict[str, Any]:
+    """``qtap-fluent agent`` in place of Qtap: eBPF capture, forward straight to Fluent Bit."""
+    from qtap_fluent import __version__
+
+    return {
+        "image": f"qtap-fluent:{__version__}",  # built from qtap-fluent's Dockerfile
+        "container_name": "qtap-fluent-agent",
+        "depends_on": ["fluent-bit"],
+        "privileged": True,
+        "user": "0:0",
+        "pid": "host",
+        "network_mode": "host",
+        "restart": "unless-stopped",
+        "volumes": ["/sys:/sys", "/sys/kernel/debug:/sys/kernel/debug",
+                    "/sys/kernel/tracing:/sys/kernel/tracing", "/lib/modules:/lib/modules:ro",
+                    "/usr/src:/usr/src:ro",
+                    f"{mounts['qtap-config.yaml']}:/app/config/qtap.yaml:ro"],
+        "ulimits": {"memlock": -1},
+        "command": ["agent", "--config", "/app/config/qtap.yaml", "--sink", "forward",
+                    "--forward", f"127.0.0.1:{spec.port}", "--tag", spec.tag,
+                    "--shape", spec.record_shape, "--metrics-listen", "127.0.0.1:10001"],
     }
 
 

@@ -63,10 +63,11 @@ def filter_sections(spec: GenSpec, unwrap: list[Section], lua: list[Section]) ->
         p.add("Name", "parser").add("Match", spec.tag).add("Key_Name", "log")
         p.add("Parser", PARSER_NAME).add("Reserve_Data", True).add("Preserve_Key", False)
         out.append(p)
-        g = Section(kind=FILTER, header="FILTER", comment="Keep only what Qtap wrote to stdout "
-                    "(transactions), not its stderr logs")
-        g.add("Name", "grep").add("Match", spec.tag).add("Regex", "source stdout")
-        out.append(g)
+        if spec.agent == "qtap":  # our agent sends only transactions (source stdout)
+            g = Section(kind=FILTER, header="FILTER", comment="Keep only what Qtap wrote to "
+                        "stdout (transactions), not its stderr logs")
+            g.add("Name", "grep").add("Match", spec.tag).add("Regex", "source stdout")
+            out.append(g)
     out.extend(unwrap)
     if spec.include_domains:
         s = Section(kind=FILTER, header="FILTER",

@@ -64,6 +64,9 @@ class GenSpec:
     #: "docker": records arrive as Docker's fluentd log driver sends a container line (JSON in
     #: ``log``, parsed by the parser filter); "structured": the transaction map itself.
     record_shape: str = "docker"
+    #: who captures: Qpoint's ``qtap`` (the guide) or our ``qtap-fluent`` agent, which sends
+    #: records over forward itself (acks on) instead of through Docker's log driver.
+    agent: str = "qtap"
     lua: dict[str, dict[str, object]] = field(default_factory=dict)  #: enabled Lua filters
 
     def region_or_default(self) -> str:
@@ -118,6 +121,8 @@ class GenSpec:
                 errors.append(f"{flag}: {port} is not a TCP port (1-65535)")
         if self.port == self.http_port:
             errors.append(f"--http-port: {self.http_port} is also the forward port")
+        if self.agent not in ("qtap", "qtap-fluent"):
+            errors.append(f"--agent: {self.agent!r} is not qtap or qtap-fluent")
         if self.record_shape not in ("docker", "structured"):
             errors.append(f"--record-shape: {self.record_shape!r} is not docker or structured")
         if self.config_format not in ("yaml", "classic"):
