@@ -25,7 +25,7 @@ MAX_DEPTH = 200
 class YMap(dict):  # type: ignore[type-arg]
     """A mapping that knows where it, each key and each value started."""
 
-    __slots__ = ("mark", "key_marks", "value_marks")
+    __slots__ = ("key_marks", "mark", "value_marks")
 
     def __init__(self, mark: Mark) -> None:
         super().__init__()
@@ -43,7 +43,7 @@ class YMap(dict):  # type: ignore[type-arg]
 class YList(list):  # type: ignore[type-arg]
     """A sequence that knows where it and each item started."""
 
-    __slots__ = ("mark", "item_marks")
+    __slots__ = ("item_marks", "mark")
 
     def __init__(self, mark: Mark) -> None:
         super().__init__()

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from qtap_fluent.errors import ConfigError, UsageError
+from qtap_fluent.errors import ConfigError
 
 NAME = "gen"
 HELP = "write a Fluent Bit deployment (configs, parsers, compose) from a Qtap YAML"

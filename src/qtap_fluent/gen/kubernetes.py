@@ -355,11 +355,11 @@ def deploy_md(spec: GenSpec, k8s: K8sSpec) -> str:
     ]
     if k8s.aggregator:
         lines += [f"kubectl create namespace {ns}",
-                  f"kubectl -n {ns} create secret generic {SHARED_KEY_SECRET} "
-                  "--from-literal=shared-key=\"$(openssl rand -hex 32)\""]
+                  (f"kubectl -n {ns} create secret generic {SHARED_KEY_SECRET} "
+                  "--from-literal=shared-key=\"$(openssl rand -hex 32)\"")]
     if k8s.aws_secret:
-        lines += [f"kubectl -n {ns} create secret generic {k8s.aws_secret} "
-                  "--from-literal=aws-access-key-id=... --from-literal=aws-secret-access-key=..."]
+        lines += [(f"kubectl -n {ns} create secret generic {k8s.aws_secret} "
+                  "--from-literal=aws-access-key-id=... --from-literal=aws-secret-access-key=...")]
     lines += [
         "kubectl apply -k k8s/",
         f"kubectl -n {ns} rollout status daemonset/{APP}",
@@ -373,15 +373,15 @@ def deploy_md(spec: GenSpec, k8s: K8sSpec) -> str:
         + (f"; IAM role `{k8s.iam_role_arn}` (IRSA)" if k8s.iam_role_arn else "") + " |",
         f"| ConfigMap `{APP}-qtap` | the Qtap YAML the agent applies |",
         f"| ConfigMap `{APP}-fluent-bit` | node Fluent Bit config (YAML), parsers, Lua filters |",
-        f"| DaemonSet `{APP}` | one pod per node: `agent` (privileged, hostPID, /sys, debugfs, "
+        (f"| DaemonSet `{APP}` | one pod per node: `agent` (privileged, hostPID, /sys, debugfs, "
         "tracefs, /proc, kernel headers) and `fluent-bit` on the pod's loopback, buffering in "
-        "/var/lib/qtap-fluent/fluent-bit on the node |",
+        "/var/lib/qtap-fluent/fluent-bit on the node |"),
     ]
     if k8s.aggregator:
         lines += [
             f"| ConfigMap `{AGGREGATOR}-fluent-bit` | aggregator Fluent Bit config |",
-            f"| Deployment + Service `{AGGREGATOR}` | receives forward (shared key) from every "
-            "node and alone writes to the outputs |",
+            (f"| Deployment + Service `{AGGREGATOR}` | receives forward (shared key) from every "
+            "node and alone writes to the outputs |"),
         ]
     lines += [
         "",

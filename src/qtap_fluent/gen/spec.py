@@ -81,10 +81,9 @@ class GenSpec:
                               f"(choose from {', '.join(OUTPUT_KINDS)})")
         if len(set(self.outputs)) != len(self.outputs):
             errors.append("--output: the same output kind is given twice")
-        if "s3" in self.outputs:
-            if not self.bucket:
-                errors.append("--bucket: the s3 output needs a bucket (give --bucket NAME or an "
-                              "s3 object store with a bucket in the Qtap YAML)")
+        if "s3" in self.outputs and not self.bucket:
+            errors.append("--bucket: the s3 output needs a bucket (give --bucket NAME or an "
+                          "s3 object store with a bucket in the Qtap YAML)")
         if self.bucket and not _BUCKET.match(self.bucket):
             errors.append(f"--bucket: {self.bucket!r} is not a valid S3 bucket name (3-63 "
                           "lower-case letters, digits, dots and hyphens)")

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = "1.30.0"
 #: Kinds that are kustomize or CRD documents, not API objects with a published schema.
 NOT_API = {"Kustomization", "Component"}
-SECRET_ENV = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|ACCESS_KEY|PRIVATE_KEY)", re.I)
+SECRET_ENV = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|ACCESS_KEY|PRIVATE_KEY)", re.IGNORECASE)
 
 
 def _p(doc: K8sDoc, mark: Mark, rule: str, level: Level, message: str) -> Problem:
