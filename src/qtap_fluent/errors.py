@@ -17,6 +17,6 @@ class UsageError(QtapFluentError):
 class ConfigError(QtapFluentError):
     """A configuration file could not be used; ``problems`` says what and where."""
 
-    def __init__(self, message: str, problems: "list[object] | None" = None) -> None:
+    def __init__(self, message: str, problems: list[object] | None = None) -> None:
         super().__init__(message)
         self.problems = list(problems or [])

@@ -39,6 +39,6 @@ class Problem:
         return (self.path, self.line, self.col, self.rule)
 
 
-def worst(problems: "list[Problem] | tuple[Problem, ...]") -> Level | None:
+def worst(problems: list[Problem] | tuple[Problem, ...]) -> Level | None:
     """The highest level among ``problems``, or None when there are none."""
     return max((p.level for p in problems), default=None)
