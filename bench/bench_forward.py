@@ -1,12 +1,13 @@
 """Forward-protocol throughput, side by side in one run (issue 4 targets).
 
-    python3 bench/bench_forward.py [--records 100000]
+    python3 bench/bench_forward.py [--records 100000] [--repeat 2] [--part senders|receivers]
 
 Part 1, senders into the same receiver (Fluent Bit's forward input with a null output when
 ``fluent-bit`` is on PATH, else the bare Python receiver below, in its own process):
-fluent-logger (Message mode, one event per call), our client with acks, with gzip, with zstd.
-A sender's time runs from the first emit until everything is written (fluent-logger, which
-has no acks) or acknowledged (our client).
+fluent-logger (Message mode, one event per call), our client without and with acks (one
+``emit()`` per record, like fluent-logger, and ``emit_many()`` with 100 records a call, what a
+caller holding a batch uses), with gzip, with zstd. A sender's time runs from the first emit
+until everything is written (fluent-logger, which has no acks) or acknowledged (our client).
 
 Part 2, receivers fed by the same sender: pre-encoded Forward-mode frames of 1,000 records
 (what Fluent Bit's forward output sends) into (a) a bare asyncio + streaming ``Unpacker``
@@ -220,13 +221,18 @@ def send_fluent_logger(port: int, records: list[dict[str, Any]]) -> tuple[float,
     return time.perf_counter() - t0, time.process_time() - c0
 
 
-def send_ours(port: int, records: list[dict[str, Any]], **kw: Any) -> tuple[float, float]:
+def send_ours(port: int, records: list[dict[str, Any]], many: int = 0,
+              **kw: Any) -> tuple[float, float]:
     from qtap_fluent.fluentbit.forward.client import ForwardClient
 
     client = ForwardClient("127.0.0.1", port, queue_max_records=20_000, **kw)
     t0, c0 = time.perf_counter(), time.process_time()
-    for rec in records:
-        client.emit("ours", rec)
+    if many:
+        for i in range(0, len(records), many):
+            client.emit_many("ours", [(None, rec) for rec in records[i:i + many]])
+    else:
+        for rec in records:
+            client.emit("ours", rec)
     ok = client.flush(120)
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     client.close()
@@ -255,6 +261,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=2, help="runs per line; best is shown")
+    parser.add_argument("--part", choices=["senders", "receivers"],
+                        help="run only one part (default: both)")
     parser.add_argument("--role", choices=["recv-bare", "recv-ours"])
     parser.add_argument("--port", type=int)
     args = parser.parse_args()
@@ -267,9 +275,17 @@ def main() -> None:
     records = [make_record(i) for i in range(n)]
     size = len(msgpack.packb(records[0]))
     print(f"{n} records of {size} bytes (msgpack); CPUs: {os.cpu_count()}")
+    if args.part != "receivers":
+        senders_part(args, records)
+    if args.part != "senders":
+        receivers_part(args, records)
+
+
+def senders_part(args: argparse.Namespace, records: list[dict[str, Any]]) -> None:
+    """Part 1: every sender into the same receiver, interleaved runs, best of each."""
+    n = len(records)
     rates: dict[str, float] = {}
     cpu_rates: dict[str, float] = {}
-
     with tempfile.TemporaryDirectory() as work:
         port = free_port()
         fb = start_fluent_bit(port, work)
@@ -280,6 +296,7 @@ def main() -> None:
             ("fluent-logger", lambda p: send_fluent_logger(p, records)),
             ("ours, no acks", lambda p: send_ours(p, records, require_ack=False)),
             ("ours, acks", lambda p: send_ours(p, records)),
+            ("ours, acks, emit_many(100)", lambda p: send_ours(p, records, many=100)),
             ("ours, gzip + acks", lambda p: send_ours(p, records, compress="gzip")),
             ("ours, zstd + acks", lambda p: send_ours(p, records, compress="zstd")),
         ]
@@ -309,7 +326,14 @@ def main() -> None:
     print(f"ratio ours gzip / fluent-logger: {ratio('ours, gzip + acks', 'fluent-logger')}"
           "  (target >= 1)")
     print(f"ratio ours zstd / fluent-logger: {ratio('ours, zstd + acks', 'fluent-logger')}")
+    print(f"ratio ours acks emit_many / fluent-logger: "
+          f"{ratio('ours, acks, emit_many(100)', 'fluent-logger')}")
+    print(f"ratio ours acks / ours no acks: {ratio('ours, acks', 'ours, no acks')}")
 
+
+def receivers_part(args: argparse.Namespace, records: list[dict[str, Any]]) -> None:
+    """Part 2: the same pre-encoded frames into the bare receiver and into our server."""
+    n = len(records)
     print("\n-- receivers fed Forward-mode frames of 1,000 records (Fluent Bit's shape)")
     frames = forward_frames(records)
     wall: dict[str, float] = {}

@@ -8,6 +8,7 @@ again instead of queueing a second copy.
 
 from __future__ import annotations
 
+from itertools import groupby
 from typing import Any
 
 from qtap_fluent.sinks.base import Batch, Result
@@ -36,11 +37,17 @@ class ForwardSink:
             self.open()
         assert self._client is not None
         if self._pending_seq != batch.seq:
-            for e in batch.entries:
+            # One emit_many() per run of entries with the same tag (one lock per run).
+            for tag, run in groupby(batch.entries, key=lambda e: self.tag or e.tag):
+                entries = [(e.time, dict(e.record)) for e in run]
                 try:
-                    self._client.emit(self.tag or e.tag, dict(e.record), e.time)
-                except (TypeError, ValueError):
-                    continue  # msgpack cannot encode it: that record can never be sent
+                    self._client.emit_many(tag, entries)
+                except (TypeError, ValueError, OverflowError):  # all or nothing: one by one
+                    for t, record in entries:
+                        try:
+                            self._client.emit(tag, record, t)
+                        except (TypeError, ValueError, OverflowError):
+                            continue  # it cannot be encoded: that record can never be sent
             self._pending_seq = batch.seq
         if not self._client.flush(timeout=self.timeout):
             return Result.RETRY
