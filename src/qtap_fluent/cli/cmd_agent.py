@@ -33,11 +33,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="serve Prometheus counters at http://ADDR/metrics")
     parser.add_argument("--body-limit", type=int, default=2 * 1024 * 1024, metavar="BYTES",
                         help="keep at most this many bytes of each body (default: 2 MiB)")
+    parser.add_argument("--log-level", default="info",
+                        choices=("debug", "info", "warning", "error"),
+                        help="log level on stderr (default: info; the 'capturing: ...' line "
+                        "says what was attached)")
     parser.add_argument("--no-redact", action="store_true",
                         help="do not mask credentials (headers, query parameters, JSON keys)")
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+
     from qtap_fluent.agent.metrics import MetricsServer, prometheus_text, summary_line
     from qtap_fluent.agent.outputs import OUTPUTS, OutputOptions
     from qtap_fluent.agent.procinfo import container_id
@@ -48,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from qtap_fluent.errors import UsageError
     from qtap_fluent.redact import Redactor
 
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.body_limit < 0:
         raise UsageError("--body-limit must be 0 or more")
     policy, problems = load_policy(args.config, redactor=None if args.no_redact else Redactor())
