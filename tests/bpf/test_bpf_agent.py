@@ -152,3 +152,76 @@ def test_agent_records_curl_https_and_stops_cleanly(tmp_path: Path, https_server
               and int(r["metadata"]["process_id"]) == https_server.proc.pid]  # type: ignore[index]
     assert theirs and theirs[0]["direction"] == "ingress"
     assert theirs[0]["response"]["status"] == 200  # type: ignore[index]
+
+
+def test_agent_sends_docker_shaped_records_over_forward(tmp_path: Path, https_server: Server,
+                                                        certs: Certs) -> None:
+    """Live capture -> forward (acks on) -> a local forward receiver, in the ``docker`` shape
+    the guide's Fluent Bit pipeline parses (JSON transaction in ``log``, ``source: stdout``)."""
+    import asyncio
+    import socket
+    import threading
+
+    from qtap_fluent.fluentbit.forward import ForwardServer
+
+    why = bpf_missing()
+    if why:
+        pytest.skip(why)
+    received: list[tuple[str, dict[str, object]]] = []
+
+    async def consumer(batch: list[tuple[str, object, dict[str, object], object]]) -> bool:
+        received.extend((tag, rec) for tag, _t, rec, _m in batch)
+        return True
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    loop = asyncio.new_event_loop()
+    server = ForwardServer(consumer, host="127.0.0.1", port=port)
+    ready = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+
+        async def main() -> None:
+            await server.start()
+            ready.set()
+            await server.serve_forever()
+
+        try:
+            loop.run_until_complete(main())
+        except asyncio.CancelledError:
+            pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    (tmp_path / "qtap.yaml").write_text(POLICY)
+    agent = subprocess.Popen([sys.executable, "-c", RUN_AGENT, "--config",
+                              str(tmp_path / "qtap.yaml"), "--sink", "forward", "--forward",
+                              f"127.0.0.1:{port}", "--shape", "docker"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    curl = os.path.realpath(shutil.which("curl") or "curl")
+    try:
+        assert wait_attached(agent.pid), "the agent did not attach its probes in time"
+        subprocess.run([curl, "-sS", "-o", "/dev/null", "--cacert", str(certs.ca),
+                        f"https://127.0.0.1:{https_server.port}/agent/forwarded"], check=True)
+        time.sleep(2.0)
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        _, err = agent.communicate(timeout=30)
+        loop.call_soon_threadsafe(lambda: [t.cancel() for t in asyncio.all_tasks(loop)])
+        thread.join(10)
+    assert agent.returncode == 0, err.decode()[-2000:]
+    mine = []
+    for tag, rec in received:
+        assert tag == "docker.qtap"
+        assert set(rec) >= {"container_id", "container_name", "source", "log"}
+        assert rec["source"] == "stdout"
+        tx = json.loads(str(rec["log"]))
+        if "/agent/forwarded" in tx["request"]["url"] and tx["metadata"]["process_exe"] == curl:
+            mine.append(tx)
+    assert mine, f"no record for curl's request; agent said: {err.decode()[-2000:]}"
+    assert mine[0]["response"]["status"] == 200
+    assert mine[0]["request"]["url"] == (
+        f"https://127.0.0.1:{https_server.port}/agent/forwarded")
