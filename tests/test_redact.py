@@ -178,3 +178,118 @@ def test_rewrite_matches_parse_and_mask(value: Any, indent: int | None, ascii_on
     out = R.redact_json_text(text)
     assert out is not None
     assert json.loads(out) == expected(value)
+
+
+# -- the typed fast path: "unchanged" only when the map path changes nothing --------------------
+def _record(req_headers: tuple[tuple[str, str], ...] = (), res_headers: tuple[tuple[str, str], ...] = (),
+            url: str = "http://h/a?x=1", body: bytes | None = None, res_body: bytes | None = None,
+            content_type: str = "") -> Any:
+    from qtap_fluent.records import HttpTransaction, Metadata, Request, Response
+
+    return HttpTransaction(
+        metadata=Metadata(process_id="1"),
+        request=Request(method="POST", url=url, path=url.partition("?")[0], headers=req_headers,
+                        content_type=content_type, body=body),
+        response=Response(status=200, headers=res_headers, body=res_body),
+        transaction_time_ns=1)
+
+
+def _changes(redactor: Redactor, rec: Any) -> bool:
+    before = rec.to_dict()
+    return bool(redactor.redact_record(before) != before)
+
+
+def test_fast_path_takes_the_common_record_and_leaves_secrets_to_the_full_path() -> None:
+    plain = _record(req_headers=(("User-Agent", "curl"), (":path", "/a?x=1")),
+                    res_headers=(("Content-Type", "application/json"),),
+                    res_body=b'{"id":42,"name":"widget-1"}')
+    assert R.leaves_unchanged(plain) and not _changes(R, plain)
+    for rec in (
+        _record(req_headers=(("authorization", "Bearer x"),)),
+        _record(res_headers=(("Location", "/cb?code=abc"),)),
+        _record(url="http://h/a?x=1&access_token=t"),
+        _record(url="http://h/a?%74oken=t"),  # percent-encoded name
+        _record(body=b' {"a":{"Password":"p"}}'),
+        _record(body=b'{"p\\u0061ssword":"p"}'),  # escaped key
+        _record(body=b"a=1&secret=s", content_type="application/x-www-form-urlencoded"),
+        _record(res_body=b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1)),
+    ):
+        assert _changes(R, rec), rec
+        assert not R.leaves_unchanged(rec), rec
+
+
+def test_fast_path_folds_case_like_the_regexes() -> None:
+    # U+017F (long s) matches "s" under re.IGNORECASE, so a glob sees "ſecret" as "secret":
+    # the needle shortcut must not skip such a body.
+    red = Redactor(json_keys=["*secret*"])
+    rec = _record(body='{"\u017fecret":"x"}'.encode())
+    assert _changes(red, rec) and not red.leaves_unchanged(rec)
+    deep_clean = _record(res_body=b'{"a":' * 150 + b"1" + b"}" * 150 + b' ' + b"")
+    assert R.leaves_unchanged(deep_clean) and not _changes(R, deep_clean)
+    many = _record(res_body=b"[" + b",".join([b'{"id":1}'] * 300) + b"]")
+    assert R.leaves_unchanged(many) and not _changes(R, many)
+
+
+_names = st.sampled_from(["a", "id", "Token", "total_tokens", "my_secret", "Cookie", "x-api-key",
+                          "Location", ":path", "p\u00e5ss", "\u017fecret", "code"])
+_query = st.lists(st.tuples(_names | st.text(max_size=4), st.text(max_size=4)), max_size=3).map(
+    lambda kv: "&".join(f"{k}={v}" for k, v in kv))
+_body = (json_values.map(lambda v: json.dumps(v).encode())
+         | st.dictionaries(_names, json_values, max_size=3).map(
+             lambda d: json.dumps(d, ensure_ascii=False).encode())
+         | st.binary(max_size=12) | _query.map(str.encode))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_names, st.text(max_size=6) | _query.map(lambda q: "/p?" + q)),
+                max_size=3).map(tuple),
+       _query, _body, st.sampled_from(["", "application/x-www-form-urlencoded"]))
+def test_fast_path_never_skips_a_change(headers: Any, query: str, body: bytes, ctype: str) -> None:
+    for red in (R, Redactor(json_keys=["*secret*", "id"], patterns=["^x-"])):
+        rec = _record(req_headers=headers, res_headers=headers, url="http://h/p?" + query,
+                      body=body, res_body=body, content_type=ctype)
+        if red.leaves_unchanged(rec):
+            assert not _changes(red, rec)
+
+
+def _map_path(redactor: Redactor, rec: Any) -> Any:
+    """What the policy did before the typed path: the record through the map and back."""
+    from qtap_fluent.records import from_dict
+
+    before = rec.to_dict()
+    after = redactor.redact_record(before)
+    return rec if after == before else from_dict(after, container_id=rec.container_id)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_names, st.text(max_size=6) | _query.map(lambda q: "/p?" + q)),
+                max_size=3).map(tuple),
+       _query, _body, st.sampled_from(["", "application/x-www-form-urlencoded"]),
+       st.sampled_from([b"", b"plain"]))
+def test_policy_redaction_equals_the_map_path(headers: Any, query: str, body: bytes, ctype: str,
+                                              res_body: bytes) -> None:
+    from qtap_fluent.agent.policy import redact
+
+    for red in (R, Redactor(json_keys=["*secret*", "id"], patterns=["^x-"])):
+        rec = _record(req_headers=headers, res_headers=headers[::-1], url="http://h/p?" + query,
+                      body=body, res_body=res_body, content_type=ctype)
+        want = _map_path(red, rec)
+        got = redact(rec, red)
+        assert got == want
+        assert got.to_json() == want.to_json()
+        assert (got is rec) == (want is rec)
+
+
+def test_typed_path_masks_headers_and_queries_without_the_map() -> None:
+    from qtap_fluent.agent.policy import redact
+
+    rec = _record(req_headers=(("Cookie", "a=b"), ("X-B", "1"), (":path", "/a?token=t&x=1")),
+                  url="http://h/a?token=t&x=1", res_body=b'{"id":1}')
+    assert R.redact_transaction(rec) is not None  # decided on the typed record
+    got = redact(rec, R)
+    assert got == _map_path(R, rec)
+    assert dict(got.request.headers) == {"Cookie": M, "X-B": "1", ":path": f"/a?token={M}&x=1"}
+    assert got.request.url == f"http://h/a?token={M}&x=1"
+    body_secret = _record(body=b'{"password":"p"}')
+    assert R.redact_transaction(body_secret) is None  # bodies go the map way
+    assert redact(body_secret, R) == _map_path(R, body_secret)

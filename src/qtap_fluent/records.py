@@ -12,17 +12,71 @@ agent sends over forward.
 from __future__ import annotations
 
 import base64
+import binascii
+import dataclasses
+import functools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 Headers = tuple[tuple[str, str], ...]
+
+
+_T = TypeVar("_T")
+
+
+def quick_init(cls: type[_T]) -> type[_T]:
+    """Give a frozen, slotted, keyword-only dataclass a faster ``__init__`` (same signature).
+
+    The dataclass ``__init__`` of a frozen class stores each field with ``object.__setattr__``
+    (it must get past the class's own ``__setattr__``); in CPython 3.11 that costs several
+    times a plain slot store, and the capture core builds a dozen such objects per
+    transaction. This ``__init__`` stores through the slots' member descriptors instead: the
+    class stays frozen and hashable, keyword-only, with the same defaults.
+    """
+    ns: dict[str, Any] = {}
+    params: list[str] = []
+    body: list[str] = []
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.default_factory is not dataclasses.MISSING or not f.init:
+            raise TypeError(f"{cls.__name__}.{f.name}: quick_init takes plain fields only")
+        if f.default is dataclasses.MISSING:
+            params.append(f.name)
+        else:
+            ns[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        ns[f"_set_{f.name}"] = cls.__dict__[f.name].__set__
+        body.append(f"    _set_{f.name}(self, {f.name})")
+    # Generated like dataclasses generates its own __init__: a fixed template, field names only.
+    exec(f"def __init__(self, *, {', '.join(params)}) -> None:\n" + "\n".join(body), ns)  # noqa: S102
+    init = ns["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = init  # type: ignore[method-assign]
+    return cls
 
 #: Go's json.Marshal escapes these for HTML safety (encoding/json ``HTMLEscape``).
 _GO_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
                ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+#: A JSON string literal exactly as ``_ENCODE`` writes one (the same C function: quotes,
+#: backslash escapes, control characters as \u00XX, everything else as is).
+_jstr: Callable[[str], str] = json.encoder.encode_basestring
+
+
+def _jint(value: int) -> str:
+    """A number as the encoder writes it (a plain int is its repr; bool, float or an int
+    subclass in an int field go through the encoder itself)."""
+    return int.__repr__(value) if value.__class__ is int else _ENCODE(value)
+
+
+def _jheaders(headers: Headers) -> str:
+    """A header map as JSON: ``dict(sorted(headers))`` (Go sorts map keys; of a repeated name
+    the dict keeps the last value after sorting)."""
+    return "{" + ",".join([_jstr(k) + ":" + _jstr(v) for k, v in dict(sorted(headers)).items()]) + "}"
 
 
 def _go_escape(text: str) -> str:
@@ -37,10 +91,16 @@ def go_json(value: Any) -> str:
     return _go_escape(_ENCODE(value))
 
 
+@functools.lru_cache(maxsize=64)
+def _utc_seconds(secs: int) -> str:
+    # Records come in time order: a few cached seconds spare a gmtime+strftime per record.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+
+
 def rfc3339nano(ts_ns: int) -> str:
     """Go's ``time.RFC3339Nano`` in UTC: fraction with trailing zeros trimmed, none if zero."""
     secs, nanos = divmod(ts_ns, 1_000_000_000)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    base = _utc_seconds(secs)
     if nanos:
         return f"{base}.{nanos:09d}".rstrip("0") + "Z"
     return base + "Z"
@@ -52,9 +112,10 @@ def rfc3339(ts_ns: int) -> str:
 
 
 def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    return binascii.b2a_base64(data, newline=False).decode("ascii")  # base64.b64encode's core
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Metadata:
     """``metadata`` of the record; every field is ``omitempty``."""
@@ -100,12 +161,42 @@ class Metadata:
             d["tags"] = list(self.tags)
         return d
 
+    def _json(self) -> str:
+        # to_dict, written as JSON directly (see HttpTransaction.to_json)
+        f: list[str] = []
+        if self.process_id:
+            f.append('"process_id":' + _jstr(self.process_id))
+        if self.process_exe:
+            f.append('"process_exe":' + _jstr(self.process_exe))
+        if self.container_name:
+            f.append('"container_name":' + _jstr(self.container_name))
+        if self.container_image:
+            f.append('"container_image":' + _jstr(self.container_image))
+        if self.pod_name:
+            f.append('"pod_name":' + _jstr(self.pod_name))
+        if self.pod_namespace:
+            f.append('"pod_namespace":' + _jstr(self.pod_namespace))
+        if self.bytes_sent:
+            f.append('"bytes_sent":' + _jint(self.bytes_sent))
+        if self.bytes_received:
+            f.append('"bytes_received":' + _jint(self.bytes_received))
+        if self.request_id:
+            f.append('"request_id":' + _jstr(self.request_id))
+        if self.connection_id:
+            f.append('"connection_id":' + _jstr(self.connection_id))
+        if self.endpoint_id:
+            f.append('"endpoint_id":' + _jstr(self.endpoint_id))
+        if self.tags:
+            f.append('"tags":[' + ",".join(map(_jstr, self.tags)) + "]")
+        return "{" + ",".join(f) + "}"
+
 
 _META_KEYS = ("process_id", "process_exe", "container_name", "container_image", "pod_name",
               "pod_namespace", "bytes_sent", "bytes_received", "request_id", "connection_id",
               "endpoint_id", "tags")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Request:
     """``request``: ``method`` and ``url`` always present, the rest ``omitempty``.
@@ -148,7 +239,30 @@ class Request:
             d["body"] = _b64(self.body)
         return d
 
+    def _json(self) -> str:
+        f = ['{"method":' + _jstr(self.method), '"url":' + _jstr(self.url)]
+        if self.scheme:
+            f.append('"scheme":' + _jstr(self.scheme))
+        if self.path:
+            f.append('"path":' + _jstr(self.path))
+        if self.authority:
+            f.append('"authority":' + _jstr(self.authority))
+        if self.protocol:
+            f.append('"protocol":' + _jstr(self.protocol))
+        if self.request_id:
+            f.append('"request_id":' + _jstr(self.request_id))
+        if self.user_agent:
+            f.append('"user_agent":' + _jstr(self.user_agent))
+        if self.content_type:
+            f.append('"content_type":' + _jstr(self.content_type))
+        if self.headers:
+            f.append('"headers":' + _jheaders(self.headers))
+        if self.body:
+            f.append('"body":"' + _b64(self.body) + '"')
+        return ",".join(f) + "}"
 
+
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Response:
     """``response``: ``status`` always present (499: no response; 422: no status)."""
@@ -168,7 +282,18 @@ class Response:
             d["body"] = _b64(self.body)
         return d
 
+    def _json(self) -> str:
+        out = '{"status":' + _jint(self.status)
+        if self.content_type:
+            out += ',"content_type":' + _jstr(self.content_type)
+        if self.headers:
+            out += ',"headers":' + _jheaders(self.headers)
+        if self.body:
+            out += ',"body":"' + _b64(self.body) + '"'
+        return out + "}"
 
+
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HttpTransaction:
     """One request/response exchange as Qtap records it.
@@ -199,9 +324,26 @@ class HttpTransaction:
         return d
 
     def to_json(self) -> str:
-        """One compact JSON line, as Qtap's ``format: json``: the map of ``to_dict`` through the
-        C encoder, then Go's HTML-safe escapes."""
-        return _go_escape(_ENCODE(self.to_dict()))
+        """One compact JSON line, as Qtap's ``format: json``: the map of ``to_dict`` as
+        ``go_json`` writes it (compact, UTF-8 kept, Go's HTML-safe escapes).
+
+        The encoding was a third of the capture core's time: orjson writes the map when it is
+        installed (the ``fast`` extra), else ``json_direct`` writes the JSON without the map.
+        Both give the bytes of ``go_json(self.to_dict())`` (tests/agent/test_records.py).
+        """
+        return _go_escape(_encode_record(self))
+
+    def json_direct(self) -> str:
+        """``to_dict`` as compact JSON, written in its key order without building the map;
+        strings through the stdlib encoder's own C function. Go's HTML escapes not applied."""
+        out = ('{"metadata":' + self.metadata._json() + ',"request":' + self.request._json()
+               + ',"response":' + self.response._json() + ',"transaction_time":"'
+               + rfc3339nano(self.transaction_time_ns) + '"')
+        if self.duration_ms:
+            out += ',"duration_ms":' + _jint(self.duration_ms)
+        if self.direction:
+            out += ',"direction":' + _jstr(self.direction)
+        return out + "}"
 
     def to_text(self) -> str:
         """Qtap's ``format: text`` (``HttpTransaction.ToString``); header lines sorted."""
@@ -228,6 +370,29 @@ class HttpTransaction:
         out += ["", "Response:", f"  Status: {rs.status}", f"  Content-Type: {rs.content_type}"]
         _text_headers_body(out, rs.headers, rs.body)
         return "\n".join(out) + "\n"
+
+
+def _record_encoder() -> Callable[[HttpTransaction], str]:
+    """orjson on the map when installed: ~2x faster than the direct writer, which is ~1.3x
+    faster than the stdlib encoder on the map. For a record's values (str, int, lists and maps
+    of str) orjson writes the same bytes; it refuses lone surrogates and integers beyond 64
+    bits, and those records go to the direct writer."""
+    try:
+        import orjson
+    except ImportError:
+        return HttpTransaction.json_direct
+    dumps = orjson.dumps
+
+    def encode(rec: HttpTransaction) -> str:
+        try:
+            return dumps(rec.to_dict()).decode("utf-8")
+        except TypeError:
+            return rec.json_direct()
+
+    return encode
+
+
+_encode_record = _record_encoder()
 
 
 def _text_headers_body(out: list[str], headers: Headers, body: bytes | None) -> None:

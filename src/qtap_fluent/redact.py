@@ -22,10 +22,14 @@ from the constants below by ``qtap_fluent.fluentbit.lua.filters``) all follow th
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from qtap_fluent.records import HttpTransaction
 
 #: Headers that carry credentials or session state (RFC 9110 §11.6.2, §11.7.2; RFC 6265).
 DEFAULT_HEADERS: tuple[str, ...] = (
@@ -113,21 +117,43 @@ def glob_to_lua_pattern(name: str) -> str:
     return "^" + ".*".join(magic.sub(r"%\1", part) for part in name.lower().split("*")) + "$"
 
 
+#: Names whose verdict a ``_Names`` remembers (header names and JSON keys repeat endlessly).
+MEMO_LIMIT = 4096
+
+
 class _Names:
     """A case-insensitive name set with globs and regular expressions."""
 
-    __slots__ = ("exact", "regexes")
+    __slots__ = ("_memo", "exact", "needles", "regexes")
 
     def __init__(self, names: Iterable[str], patterns: Iterable[str]) -> None:
+        names = list(names)
+        pats = list(patterns)
         self.exact: frozenset[str] = frozenset(n.lower() for n in names if "*" not in n)
-        rx = [glob_to_regex(n) for n in names if "*" in n] + list(patterns)
+        rx = [glob_to_regex(n) for n in names if "*" in n] + pats
         self.regexes = [re.compile(p, re.IGNORECASE) for p in rx]
+        # A pure function of the name, so sharing the memo between threads is harmless.
+        self._memo: dict[str, bool] = {}
+        #: Finds the lower-case ASCII strings one of which every matching ASCII name contains
+        #: (an exact name, the longest literal piece of a glob); None when a regular expression, a bare
+        #: ``*`` or a non-ASCII name (case folding beyond ASCII, e.g. U+017F) could match names
+        #: without any of them.
+        self.needles: re.Pattern[str] | None = None
+        needles = sorted(self.exact) + [max(n.lower().split("*"), key=len)
+                                        for n in names if "*" in n]
+        if needles and not pats and all(needles) and all(n.isascii() for n in needles):
+            self.needles = re.compile("|".join(re.escape(n) for n in needles))
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        low = name.lower()
-        return low in self.exact or any(r.search(low) for r in self.regexes)
+        hit = self._memo.get(name)
+        if hit is None:
+            low = name.lower()
+            hit = low in self.exact or any(r.search(low) for r in self.regexes)
+            if len(self._memo) < MEMO_LIMIT:
+                self._memo[name] = hit
+        return hit
 
 
 #: Canonical base64 (RFC 4648 §4, padded), as Go's encoding/json writes []byte; checked
@@ -141,6 +167,8 @@ _PCT = re.compile(r"%([0-9A-Fa-f]{2})")
 
 def _unquote(name: str) -> str:
     """Percent-decode a query parameter name (``+`` is a space in form encoding)."""
+    if "%" not in name and "+" not in name and name.isascii():
+        return name  # nothing to decode (ASCII survives the latin-1/UTF-8 round trip below)
     raw = _PCT.sub(lambda m: chr(int(m.group(1), 16)), name.replace("+", " "))
     try:
         return raw.encode("latin-1").decode("utf-8")
@@ -153,10 +181,17 @@ _WS = re.compile(r"[ \t\n\r]*")
 _STRING = re.compile(r'"(?:[^"\\\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"')
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _LITERAL = re.compile(r"true|false|null")
+_BRACKETS = re.compile(r"[{}\[\]]")
+#: What _redact_text takes for JSON: optional whitespace, then an object or an array.
+_JSON_START = re.compile(rb"[ \t\r\n]*[{\[]")
 
 
 class _TooDeep(Exception):
     pass
+
+
+class _KeyMatch(Exception):
+    """A JSON member key matched (raised from the decoder's hook to stop parsing early)."""
 
 
 class _NotJson(Exception):
@@ -180,6 +215,9 @@ class Redactor:
         self.json_keys = _Names(json_keys, pats)
         self.mask = mask
         self._mask_json = json.dumps(mask, ensure_ascii=False)
+        # Built once: json.loads with a hook would build a decoder per call. The hook keeps no
+        # state (it raises on a match), so sharing the Redactor between threads stays safe.
+        self._scan_keys = json.JSONDecoder(object_pairs_hook=self._check_keys).decode
 
     # -- pieces -------------------------------------------------------------------------------
     def redact_headers(self, headers: Mapping[str, Any]) -> dict[str, Any]:
@@ -287,6 +325,89 @@ class Redactor:
             new["body"] = self.redact_body(body, ctype if isinstance(ctype, str) else "")
         return new
 
+    # -- typed records: the cheap "nothing to do" check ---------------------------------------
+    def leaves_unchanged(self, rec: HttpTransaction) -> bool:
+        """True when ``redact_record(rec.to_dict())`` would give the map back unchanged.
+
+        Works on the typed record: no map copies, no base64 round trip, JSON bodies parsed by
+        the C scanner instead of rewritten. Conservative: False means "maybe", and the caller
+        then takes the full path, which decides exactly.
+        """
+        rq, rs = rec.request, rec.response
+        return (self._headers_unchanged(rq.headers) and self._headers_unchanged(rs.headers)
+                and self.redact_url(rq.url) == rq.url and self.redact_url(rq.path) == rq.path
+                and self._body_unchanged(rq.body, rq.content_type)
+                and self._body_unchanged(rs.body, rs.content_type))
+
+    def redact_transaction(self, rec: HttpTransaction) -> HttpTransaction | None:
+        """``rec`` redacted on the typed record when its bodies need no rewrite; else None.
+
+        Gives what the map path gives -- ``rec`` itself when ``redact_record(rec.to_dict())``
+        changes nothing, else ``records.from_dict`` of the redacted map (headers as the sorted
+        map Qtap writes, empty bodies as None) -- without encoding, copying and parsing maps.
+        """
+        if self.leaves_unchanged(rec):
+            return rec
+        rq, rs = rec.request, rec.response
+        if not (self._body_unchanged(rq.body, rq.content_type)
+                and self._body_unchanged(rs.body, rs.content_type)):
+            return None
+        rq_before, rs_before = dict(sorted(rq.headers)), dict(sorted(rs.headers))
+        rq_after, rs_after = self.redact_headers(rq_before), self.redact_headers(rs_before)
+        url, path = self.redact_url(rq.url), self.redact_url(rq.path)
+        if rq_after == rq_before and rs_after == rs_before and url == rq.url and path == rq.path:
+            return rec
+        return dataclasses.replace(
+            rec,
+            request=dataclasses.replace(rq, url=url, path=path, headers=tuple(rq_after.items()),
+                                        body=rq.body or None),
+            response=dataclasses.replace(rs, headers=tuple(rs_after.items()),
+                                         body=rs.body or None))
+
+    def _headers_unchanged(self, headers: Iterable[tuple[str, str]]) -> bool:
+        names = self.headers
+        known = names._memo.get  # the verdicts names has already reached, without a call
+        for name, value in headers:
+            hit = known(name)
+            if hit or (hit is None and name in names):
+                return False
+            if "?" in value and name.lower() in _URL_HEADERS and self.redact_url(value) != value:
+                return False
+        return True
+
+    def _body_unchanged(self, body: bytes | None, content_type: str) -> bool:
+        # The same dispatch as _redact_text, on the raw bytes the record holds.
+        if not body:
+            return True
+        if _JSON_START.match(body) is not None:
+            return self._json_unchanged(body.decode("utf-8", "surrogateescape"))
+        if "x-www-form-urlencoded" in content_type.lower():
+            text = body.decode("utf-8", "surrogateescape")
+            return self.redact_query(text) == text
+        return True
+
+    def _check_keys(self, pairs: list[tuple[str, Any]]) -> None:
+        keys = self.json_keys
+        for key, _ in pairs:
+            if key in keys:
+                raise _KeyMatch
+
+    def _json_unchanged(self, text: str) -> bool:
+        """No member key matches and the nesting is within MAX_JSON_DEPTH (else: maybe)."""
+        needles = self.json_keys.needles
+        # ASCII without escapes: every key stands in the text as written, so a matching key
+        # puts one of the needles into the lower-cased text: none there, no match.
+        if (needles is not None and text.isascii() and "\\" not in text and _shallow(text)
+                and needles.search(text.lower()) is None):
+            return True
+        try:
+            # Where this parser and the rewriter disagree (NaN, invalid text) the rewriter
+            # returns the text unchanged, or this call fails: either way the answer holds.
+            self._scan_keys(text)
+        except (ValueError, RecursionError, _KeyMatch):
+            return False
+        return _shallow(text) or _max_depth(text) <= MAX_JSON_DEPTH
+
     # -- JSON rewriting (recursive descent over RFC 8259) ---------------------------------------
     def _value(self, s: str, i: int, out: list[str], depth: int) -> int:
         c = s[i : i + 1]
@@ -356,6 +477,23 @@ class Redactor:
                 raise _NotJson
             out.append(",")
             j = _ws(s, e + 1, out)
+
+
+def _shallow(text: str) -> bool:
+    """Too few brackets to nest deeper than MAX_JSON_DEPTH (a cheap upper bound)."""
+    return text.count("{") + text.count("[") <= MAX_JSON_DEPTH
+
+
+def _max_depth(text: str) -> int:
+    """Deepest nesting of objects and arrays in valid JSON ``text`` (brackets in strings skipped)."""
+    depth = deepest = 0
+    for c in _BRACKETS.findall(_STRING.sub("", text)):
+        if c in "{[":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 
 
 def _ws(s: str, i: int, out: list[str]) -> int:

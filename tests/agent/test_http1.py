@@ -171,3 +171,36 @@ def test_headers_keep_order_and_repeats() -> None:
     assert isinstance(head, RequestHead)
     assert head.headers == (("Host", "h"), ("X-A", "1"), ("x-a", "2"))
     assert head.authority == "h" and head.version == "1.1"
+
+
+def test_non_utf8_header_bytes_become_replacement_characters() -> None:
+    # Go's JSON encoder writes invalid UTF-8 as U+FFFD; valid UTF-8 stays as it is. A block
+    # with one bad field decodes every field the same way as a clean block would. (llhttp
+    # takes only token characters in names and ASCII in the target: values carry the bytes.)
+    script = [(C, (b"POST /a HTTP/1.1\r\nHost: h\r\nX-Bad: caf\xe9\r\nX-Ok: \xc3\xa9\r\n"
+                   b"Transfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nX-T: v\xfe\r\n\r\n")),
+              (S, b"HTTP/1.1 200 OK\r\nX-A: \xc3\xa9\xff\r\nContent-Length: 0\r\n\r\n")]
+    events = splitting.check(new, script)
+    head, end, res = events[0], events[1], events[2]
+    assert isinstance(head, RequestHead) and isinstance(end, RequestEnd)
+    assert isinstance(res, ResponseHead)
+    assert head.headers[1:3] == (("X-Bad", "caf\ufffd"), ("X-Ok", "é"))
+    assert end.trailers == (("X-T", "v\ufffd"),)
+    assert res.headers[0] == ("X-A", "é\ufffd")
+
+
+def test_head_answers_are_cut_with_other_requests_in_between() -> None:
+    # The HEAD counter decides when the response side cuts header blocks itself: a GET, a
+    # HEAD and a GET pipelined, their answers in one segment and byte by byte.
+    script = [(C, (b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nHEAD /b HTTP/1.1\r\nHost: h\r\n\r\n"
+                   b"GET /c HTTP/1.1\r\nHost: h\r\n\r\n")),
+              (S, (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"
+                   b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n"
+                   b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nc"))]
+    assert [h for h in heads(splitting.check(new, script)) if h[0].startswith("res")] == [
+        ("res", 1, 200), ("res-end", 1, b"a"), ("res", 2, 200), ("res-end", 2, b""),
+        ("res", 3, 200), ("res-end", 3, b"c")]
+    p = new()
+    for step, data in script:
+        getattr(p, step)(data)
+    assert p.headless == 0 and not p.pending

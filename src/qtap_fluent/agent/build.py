@@ -41,8 +41,10 @@ def canonical(name: str) -> str:
 def first_values(headers: Headers) -> dict[str, str]:
     """Canonical name -> first value (Qtap keeps the first of repeated headers, §3.1)."""
     out: dict[str, str] = {}
+    cached = _canon_cache.get
     for name, value in headers:
-        key = name if name[:1] == ":" else canonical(name)
+        # canonical() leaves pseudo-headers as they are (':' is not a token character)
+        key = cached(name) or canonical(name)
         if key not in out:
             out[key] = value
     return out
@@ -117,25 +119,25 @@ def record(ex: Exchange, level: str, parts: Parts | None = None) -> HttpTransact
     req, res = ex.request, ex.response
     rq = first_values(req.headers)
     rs = first_values(res.headers) if res is not None else {}
-    keep_headers = level != SUMMARY
+    user_agent = rq.get("User-Agent", "")
+    req_type = rq.get("Content-Type", "")
+    res_type = rs.get("Content-Type", "")
     req_headers: Headers = ()
     res_headers: Headers = ()
-    if keep_headers:
-        rq_pseudo = dict(rq)
+    if level != SUMMARY:  # the maps are ours: add the pseudo-headers in place
         if req.version != "2":
-            rq_pseudo.pop("Host", None)  # Go's net/http moves Host out of the header map
-        rq_pseudo.setdefault(":authority", p.authority)
-        rq_pseudo.setdefault(":method", req.method)
-        rq_pseudo.setdefault(":path", p.target)
-        rq_pseudo.setdefault(":scheme", p.scheme)
-        req_headers = tuple(rq_pseudo.items())
+            rq.pop("Host", None)  # Go's net/http moves Host out of the header map
+        rq.setdefault(":authority", p.authority)
+        rq.setdefault(":method", req.method)
+        rq.setdefault(":path", p.target)
+        rq.setdefault(":scheme", p.scheme)
+        req_headers = tuple(rq.items())
         if res is not None:
-            rs_pseudo = dict(rs)
-            rs_pseudo.setdefault(":status", str(res.status))
+            rs.setdefault(":status", str(res.status))
             te = rs.get("Transfer-Encoding")
             if te:
-                rs_pseudo[":transfer-encoding"] = te
-            res_headers = tuple(rs_pseudo.items())
+                rs[":transfer-encoding"] = te
+            res_headers = tuple(rs.items())
     full = level == FULL
     duration = 0
     if ex.response_ts_ns and ex.request_ts_ns:
@@ -147,11 +149,11 @@ def record(ex: Exchange, level: str, parts: Parts | None = None) -> HttpTransact
             connection_id=ex.connection_id, endpoint_id=p.endpoint, tags=tags(ex)),
         request=Request(
             method=req.method, url=p.url, scheme=p.scheme, path=p.path, authority=p.authority,
-            protocol=ex.protocol, request_id=ex.request_id, user_agent=rq.get("User-Agent", ""),
-            content_type=rq.get("Content-Type", ""), headers=req_headers,
+            protocol=ex.protocol, request_id=ex.request_id, user_agent=user_agent,
+            content_type=req_type, headers=req_headers,
             body=ex.request_body.data if full and ex.request_body else None),
         response=Response(
-            status=ex.status, content_type=rs.get("Content-Type", ""), headers=res_headers,
+            status=ex.status, content_type=res_type, headers=res_headers,
             body=ex.response_body.data if full and ex.response_body else None),
         transaction_time_ns=ex.end_ts_ns, duration_ms=duration, direction=ex.direction,
         container_id=ex.container_id)

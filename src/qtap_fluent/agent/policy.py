@@ -10,6 +10,7 @@ process filters are ``qtap_fluent.qtap.filters`` (passed in as ``exe_skip``).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from qtap_fluent.agent import build
 from qtap_fluent.agent.assembler import EGRESS_EXTERNAL, EGRESS_INTERNAL, INGRESS, Exchange
 from qtap_fluent.agent.tracker import ConnInfo
 from qtap_fluent.records import HttpTransaction, from_dict
+from qtap_fluent.redact import Redactor
 
 DIRECTIONS = ("all", "ingress", "egress", "egress-internal", "egress-external")
 #: tap.direction -> record directions it lets through. Unknown or empty means all (§1.4).
@@ -92,6 +94,13 @@ class Decision:
 NO_CAPTURE = Decision(level=build.NONE, format="json")
 
 
+@functools.lru_cache(maxsize=256)
+def _decision(level: str, format: str, rule: str = "") -> Decision:
+    # Decisions are immutable and few (levels x formats x rules): one object each, not one per
+    # transaction.
+    return Decision(level=level, format=format, rule=rule)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Policy:
     """The whole capture policy. ``stacks`` maps a stack name to its http_capture (or None)."""
@@ -141,9 +150,8 @@ class Policy:
             ctx = build.rule_context(ex, p)
             for rule in cap.rules:
                 if rule.matcher.matches(ctx):
-                    return Decision(level=rule.level, format=rule.format or cap.format,
-                                    rule=rule.name)
-        return Decision(level=cap.level, format=cap.format)
+                    return _decision(rule.level, rule.format or cap.format, rule.name)
+        return _decision(cap.level, cap.format)
 
     def apply(self, ex: Exchange) -> tuple[Decision, HttpTransaction | None]:
         """Decide and build: the record at its level (None for ``none``), redacted."""
@@ -159,6 +167,12 @@ class Policy:
 
 def redact(rec: HttpTransaction, redactor: RecordRedactor) -> HttpTransaction:
     """Apply the record redactor (which works on the Qtap map) and rebuild the record."""
+    if isinstance(redactor, Redactor):
+        # The common cases (nothing to mask, or headers and query values only) on the typed
+        # record; the map round trip only when a body must be rewritten.
+        typed = redactor.redact_transaction(rec)
+        if typed is not None:
+            return typed
     before = rec.to_dict()
     after = redactor.redact_record(before)
     if after == before:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from qtap_fluent.records import quick_init
+
 Headers = tuple[tuple[str, str], ...]
 """Header fields in wire order, names as sent (HTTP/2: lower case), UTF-8 decoded with
 replacement characters for invalid bytes."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Body:
     """A message body after de-chunking and content decoding, capped at the body limit.
@@ -32,6 +35,7 @@ class Body:
 EMPTY_BODY = Body(data=b"", truncated=False, wire_len=0)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RequestHead:
     """A request's header block is complete (the duration clock starts here)."""
@@ -46,6 +50,7 @@ class RequestHead:
     grpc: bool = False
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ResponseHead:
     """A final (non-1xx) response's header block is complete (the duration clock stops)."""
@@ -57,6 +62,7 @@ class ResponseHead:
     grpc: bool = False
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RequestEnd:
     """The request is complete: body and trailers."""
@@ -67,6 +73,7 @@ class RequestEnd:
     wire_bytes: int = 0  #: HTTP/2: frame bytes of this stream's request; 0 = not counted
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ResponseEnd:
     """The response is complete: body and trailers (gRPC status lives in trailers)."""
@@ -77,6 +84,7 @@ class ResponseEnd:
     wire_bytes: int = 0  #: HTTP/2: frame bytes of this stream's response; 0 = not counted
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StreamReset:
     """An HTTP/2 stream was reset (RFC 9113 §6.4) before it finished."""
@@ -87,6 +95,7 @@ class StreamReset:
     response_wire_bytes: int = 0
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Tunnel:
     """CONNECT succeeded or the protocol was upgraded (101): the rest is not HTTP we parse."""
@@ -95,6 +104,7 @@ class Tunnel:
     reason: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Desync:
     """The parser lost framing (capture started mid-stream, bytes lost, garbage): it stops.

@@ -43,6 +43,20 @@ MAX_HEADER_BLOCK = 80 * 1024
 MAX_HELD = 64 * 1024
 
 
+#: llhttp's method names, decoded once (it knows a fixed set of methods).
+_METHODS: dict[bytes, str] = {}
+
+
+def _decode_fields(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """Header fields as text: UTF-8 with replacement characters, what Go's JSON encoder makes
+    of non-UTF-8 header bytes. Strict decoding first: the same result when it succeeds, and
+    the cheaper call for the usual ASCII fields."""
+    try:
+        return [(n.decode(), v.decode()) for n, v in raw]
+    except UnicodeDecodeError:
+        return [(n.decode("utf-8", "replace"), v.decode("utf-8", "replace")) for n, v in raw]
+
+
 class _Side:
     """State shared by the request and response halves: header accumulation and body."""
 
@@ -53,19 +67,18 @@ class _Side:
         "conn",
         "encoding",
         "framing",
-        "headers",
         "in_headers",
         "parser",
+        "raw",
         "remaining",
         "skip",
         "stream_id",
-        "trailers",
     )
 
     def __init__(self, conn: Http1Connection) -> None:
         self.conn = conn
-        self.headers: list[tuple[str, str]] = []
-        self.trailers: list[tuple[str, str]] = []
+        #: Fields as llhttp hands them over: the header section's, then the trailer section's.
+        self.raw: list[tuple[bytes, bytes]] = []
         self.in_headers = True
         self.body: BodyCollector | None = None  #: created at the first body byte
         self.active = False  #: headers complete and the message has not ended yet
@@ -77,17 +90,24 @@ class _Side:
         self.skip = 0  #: filler bytes fed for a capture gap, not part of the body
 
     def on_message_begin(self) -> None:
-        self.headers = []
-        self.trailers = []
+        self.raw = []
         self.in_headers = True
         self.at_boundary = False
         self.body = None
         self.active = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        # UTF-8 with replacement: what Go's JSON encoder makes of non-UTF-8 header bytes.
-        pair = (name.decode("utf-8", "replace"), value.decode("utf-8", "replace"))
-        (self.headers if self.in_headers else self.trailers).append(pair)
+        # Called for every field of every message: keep the bytes, decode the block at once.
+        self.raw.append((name, value))
+
+    def _take_headers(self) -> list[tuple[str, str]]:
+        """The header section is complete: decode it; fields from now on are trailers."""
+        raw = self.raw
+        self.raw = []
+        return _decode_fields(raw) if raw else []
+
+    def _trailers(self) -> Headers:
+        return tuple(_decode_fields(self.raw)) if self.raw else ()
 
     def on_body(self, data: bytes) -> None:
         if self.framing == "length":
@@ -149,25 +169,34 @@ class _RequestSide(_Side):
         self.parser = httptools.HttpRequestParser(self)
 
     def on_message_begin(self) -> None:
-        _Side.on_message_begin(self)
+        self.raw = []
+        self.in_headers = True
+        self.at_boundary = False
+        self.body = None
+        self.active = False
         self.url = []
 
     def on_url(self, url: bytes) -> None:
-        self.url.append(url)
+        self.url.append(url)  # llhttp hands the target over in pieces when it is split
 
     def on_headers_complete(self) -> None:
         conn = self.conn
         parser = self.parser
-        method = parser.get_method().decode("ascii")
+        raw_method = parser.get_method()
+        method = _METHODS.get(raw_method)
+        if method is None:
+            method = _METHODS[raw_method] = raw_method.decode("ascii")
         conn.next_request += 1
         self.stream_id = conn.next_request
-        headers = self.headers
+        headers = self._take_headers()
         authority = ""
         for name, value in headers:
             if len(name) == 4 and name.lower() == "host":
                 authority = value
                 break
         conn.pending.append(method)
+        if method in _HEADLESS_BODY:
+            conn.headless += 1
         conn.events.append(RequestHead(
             stream_id=self.stream_id, method=method, target=b"".join(self.url).decode("utf-8", "replace"),
             version=parser.get_http_version(), authority=authority, scheme="",
@@ -182,7 +211,7 @@ class _RequestSide(_Side):
         body = self.body
         self.conn.events.append(RequestEnd(
             stream_id=self.stream_id, body=body.finish() if body else EMPTY_BODY,
-            trailers=tuple(self.trailers) if self.trailers else ()))
+            trailers=self._trailers()))
 
     def feed(self, data: bytes) -> None:
         if self.waiting_upgrade:
@@ -222,6 +251,7 @@ class _ResponseSide(_Side):
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
+        headers = self._take_headers()
         self.informational = 100 <= status < 200 and status != 101
         if self.informational:
             return  # 1xx precede the real response (RFC 9110 §15.2); llhttp frames them
@@ -232,10 +262,12 @@ class _ResponseSide(_Side):
             self.active = False
             return
         method = conn.pending.popleft()
+        if method in _HEADLESS_BODY:
+            conn.headless -= 1
         conn.next_response += 1
         self.stream_id = conn.next_response
         if status == 101 and any(n.lower() == "upgrade" and v.strip().lower() == "h2c"
-                                 for n, v in self.headers):
+                                 for n, v in headers):
             # RFC 7540 §3.2: the answer to this request comes as HTTP/2 stream 1; the caller
             # switches parsers (Http2Connection.upgraded) with the bytes after this block.
             self.active = False
@@ -244,8 +276,8 @@ class _ResponseSide(_Side):
             return
         conn.events.append(ResponseHead(
             stream_id=self.stream_id, status=status, version=self.parser.get_http_version(),
-            headers=tuple(self.headers)))
-        self._start_body(self.headers)
+            headers=tuple(headers)))
+        self._start_body(headers)
         tunnel = status == 101 or (method == "CONNECT" and 200 <= status < 300)
         if self.head_only or tunnel or method in _HEADLESS_BODY:
             self.framing = "none"
@@ -267,7 +299,7 @@ class _ResponseSide(_Side):
         self.body = None
         self.conn.events.append(ResponseEnd(
             stream_id=self.stream_id, body=body.finish() if body else EMPTY_BODY,
-            trailers=tuple(self.trailers) if self.trailers else ()))
+            trailers=self._trailers()))
         self.framing = "none"
 
     def _feed_parser(self, data: bytes) -> bool:
@@ -302,6 +334,10 @@ class _ResponseSide(_Side):
 
     def feed(self, data: bytes) -> None:
         conn = self.conn
+        if not conn.headless:
+            if data:  # no HEAD/CONNECT awaits its answer: llhttp frames everything
+                self._feed_parser(data)
+            return
         while data and conn.state == "http":
             pending = conn.pending
             if self.at_boundary and pending and pending[0] in _HEADLESS_BODY:
@@ -335,7 +371,7 @@ class _ResponseSide(_Side):
         body = self.body or BodyCollector(self.conn.body_limit, self.encoding, self.conn.budget)
         self.conn.events.append(ResponseEnd(
             stream_id=self.stream_id, body=body.finish(complete),
-            trailers=tuple(self.trailers)))
+            trailers=self._trailers()))
         self.at_boundary = True
         self.active = False
         self.body = None
@@ -351,6 +387,7 @@ class Http1Connection:
         self.budget = budget
         self.events: list[ProtocolEvent] = []
         self.pending: deque[str] = deque()  #: methods of requests not yet answered
+        self.headless = 0  #: how many of them are HEAD or CONNECT (their answers are cut here)
         self.next_request = 0
         self.next_response = 0
         self.state = "http"  #: "http", "tunnel" or "desync"
