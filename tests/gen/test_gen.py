@@ -35,7 +35,7 @@ def test_default_writes_the_guides_stdout_deployment(tmp_path: Path) -> None:
     assert rc == 0
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted([gf.FB_CONF, gf.FB_YAML, gf.PARSERS_CONF, gf.PARSERS_YAML,
-                            gf.QTAP_CONFIG, gf.COMPOSE, gf.DEPLOY])
+                            gf.QTAP_CONFIG, gf.COMPOSE, gf.DEPLOY, gf.MANIFEST])
     conf = (out / gf.FB_CONF).read_text()
     for line in ("Name         forward", "Key_Name     log", "Parser       generic_json_parser",
                  "Reserve_Data On", "Preserve_Key Off", "Regex source stdout",
@@ -286,3 +286,29 @@ def test_regenerating_over_an_existing_folder_replaces_files(tmp_path: Path) -> 
     assert rc == 0
     assert "cloudwatch_logs" in (out / gf.FB_CONF).read_text()
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
+
+
+def test_rerun_removes_files_gen_no_longer_writes(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out = gen(tmp_path, "--output", "s3", "--bucket", "b-1", "--redact", "--enrich")
+    assert rc == 0 and (out / gf.LIFECYCLE).exists() and (out / "qtap_redact.lua").exists()
+    (out / "qtap_enrich.lua").write_text("-- my own edits\n")
+    (out / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    rc, out = gen(tmp_path, "--output", "stdout")
+    assert rc == 0
+    assert not (out / gf.LIFECYCLE).exists() and not (out / "qtap_redact.lua").exists()
+    assert (out / "qtap_enrich.lua").read_text() == "-- my own edits\n"  # edited: kept
+    assert "qtap_enrich.lua" in capsys.readouterr().err
+    assert (out / "notes.txt").read_text() == "mine"  # never ours: untouched
+    assert main(["gen", "--out", str(out), "--output", "stdout", "--check"]) == 0
+
+
+def test_check_reports_a_file_that_would_be_removed(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out = gen(tmp_path, "--output", "s3", "--bucket", "b-1")
+    assert rc == 0
+    capsys.readouterr()
+    assert main(["gen", "--out", str(out), "--output", "stdout", "--check"]) == 1
+    assert f"--- {out / gf.LIFECYCLE}" in capsys.readouterr().out
+    assert (out / gf.LIFECYCLE).exists()

@@ -202,7 +202,9 @@ def run(args: argparse.Namespace) -> int:
             return 1
         print(f"{out}: up to date", file=sys.stderr)
         return 0
-    files.write(out, rendered)
+    for name in files.write(out, rendered):
+        print(f"warning: {out / name}: written by an earlier gen, no longer generated, and "
+              "edited since: left in place", file=sys.stderr)
     print(f"wrote {len(rendered)} files to {out}/ (outputs: {', '.join(spec.outputs)}); "
           f"see {out}/DEPLOY.md", file=sys.stderr)
     return 0

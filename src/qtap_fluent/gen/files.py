@@ -7,6 +7,7 @@ temporary folder that is then moved into place, so a failure never leaves a part
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import os
 import shutil
@@ -34,6 +35,10 @@ COMPOSE = "docker-compose.yaml"
 LIFECYCLE = "s3-lifecycle.json"
 DEPLOY = "DEPLOY.md"
 SERVE_YAML = "serve.yaml"
+#: What gen wrote last time, with digests: lets a re-run remove files it no longer writes
+#: (an old lifecycle policy, a Lua script whose filter was switched off) but never a file the
+#: user changed.
+MANIFEST = ".qtap-fluent-gen.json"
 
 SERVE_TEMPLATE = """\
 # qtap-fluent serve: Fluent Bit's forward output sends here; these Python filters and outputs
@@ -111,7 +116,32 @@ def render(spec: GenSpec, qtap_data: Any, *,
         files[SERVE_YAML] = "".join(f"# {line}\n" for line in header.splitlines()) + \
             SERVE_TEMPLATE.format(port=SERVE_PORT, metrics_port=SERVE_METRICS_PORT, tag=spec.tag)
     files[DEPLOY] = deploy_md(spec, config_file, sorted(scripts))
-    return {name: text.encode() for name, text in files.items()}
+    return with_manifest({name: text.encode() for name, text in files.items()})
+
+
+def with_manifest(files: dict[str, bytes]) -> dict[str, bytes]:
+    """``files`` plus the manifest that lists them with their SHA-256."""
+    digests = {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())}
+    files[MANIFEST] = (json.dumps({"generator": "qtap-fluent gen", "files": digests},
+                                  indent=2) + "\n").encode()
+    return files
+
+
+def stale(out_dir: Path, files: Mapping[str, bytes]) -> tuple[list[str], list[str]]:
+    """(files gen wrote before and no longer writes, unchanged since; ... but edited since)."""
+    try:
+        old = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return [], []
+    unchanged: list[str] = []
+    edited: list[str] = []
+    for name, digest in sorted(old.items()) if isinstance(old, dict) else []:
+        path = out_dir / name
+        if name in files or ".." in Path(name).parts or not path.is_file():
+            continue
+        same = hashlib.sha256(path.read_bytes()).hexdigest() == digest
+        (unchanged if same else edited).append(name)
+    return unchanged, edited
 
 
 def render_kubernetes(spec: GenSpec, k8s: Any, qtap_data: Any) -> dict[str, bytes]:
@@ -123,7 +153,7 @@ def render_kubernetes(spec: GenSpec, k8s: Any, qtap_data: Any) -> dict[str, byte
     if "s3" in spec.outputs:
         out[LIFECYCLE] = (json.dumps(lifecycle_policy(spec), indent=2) + "\n").encode()
     out[DEPLOY] = kubernetes.deploy_md(spec, k8s).encode()
-    return out
+    return with_manifest(out)
 
 
 def lifecycle_policy(spec: GenSpec) -> dict[str, Any]:
@@ -214,8 +244,12 @@ def deploy_md(spec: GenSpec, config_file: str, scripts: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write(out_dir: Path, files: Mapping[str, bytes]) -> None:
-    """Write ``files`` into ``out_dir`` all together: nothing is written unless all are."""
+def write(out_dir: Path, files: Mapping[str, bytes]) -> list[str]:
+    """Write ``files`` into ``out_dir`` all together: nothing is written unless all are.
+
+    Files an earlier run wrote and this one does not are removed when unchanged; the names of
+    those kept because they were edited are returned.
+    """
     out_dir = out_dir.absolute()
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"{out_dir}: exists and is not a folder")
@@ -231,10 +265,14 @@ def write(out_dir: Path, files: Mapping[str, bytes]) -> None:
             (tmp / name).write_bytes(data)
         if not out_dir.exists():
             os.rename(tmp, out_dir)
-            return
+            return []
+        unchanged, edited = stale(out_dir, files)
         for name in files:
             (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp / name, out_dir / name)
+        for name in unchanged:
+            (out_dir / name).unlink()
+        return edited
     except OSError as exc:
         raise ConfigError(f"{out_dir}: cannot write the deployment: {exc}") from exc
     finally:
@@ -259,4 +297,9 @@ def diff(out_dir: Path, files: Mapping[str, bytes]) -> str:
         chunks.extend(difflib.unified_diff(
             old_lines, new_lines,
             fromfile=str(path) if old is not None else "/dev/null", tofile=str(path)))
+    for name in stale(out_dir, files)[0]:
+        path = out_dir / name
+        chunks.extend(difflib.unified_diff(
+            path.read_text(errors="replace").splitlines(keepends=True), [],
+            fromfile=str(path), tofile="/dev/null"))
     return "".join(chunks)
