@@ -167,6 +167,15 @@ def load_all(text: str, path: str, *, typed: bool = True) -> tuple[list[Any], li
     return docs, builder.problems
 
 
+def plain(value: Any) -> Any:
+    """YMap/YList -> dict/list, recursively (positions dropped), e.g. for JSON Schema."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
 def type_name(value: Any) -> str:
     """How a YAML user would name the type of ``value`` in a message."""
     if value is None:

@@ -278,18 +278,9 @@ class Loader:
             if not isinstance(raw, dict):
                 self._type_error(cmark, f"{where}.config", "a mapping", raw)
                 return plugin
-            return dataclasses.replace(plugin, config=_plain(raw))
+            return dataclasses.replace(plugin, config=yamlpos.plain(raw))
         config = self.node(cls, raw, cmark, f"{where}.config")
         return plugin if config is _BAD else dataclasses.replace(plugin, config=config)
-
-
-def _plain(value: Any) -> Any:
-    """YMap/YList → dict/list, recursively (positions dropped)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def load(text: str, path: str = "<qtap-config>") -> tuple[M.QtapConfig | None, list[Problem]]:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from qtap_fluent.fluentbit.config.checks import MODULES as FLUENTBIT_CHECKS
 from qtap_fluent.problems import Level, Problem
 
 Check = Callable[[Any], Iterator[Problem]]
@@ -37,14 +38,7 @@ RULES: dict[str, RuleInfo] = {}
 RULE_MODULES: tuple[str, ...] = (
     "qtap_fluent.validate.declarations",
     # Fluent Bit per-file checks (their package docstring lists the ids).
-    "qtap_fluent.fluentbit.config.checks.loader",
-    "qtap_fluent.fluentbit.config.checks.sections",
-    "qtap_fluent.fluentbit.config.checks.values",
-    "qtap_fluent.fluentbit.config.checks.parsers",
-    "qtap_fluent.fluentbit.config.checks.grep",
-    "qtap_fluent.fluentbit.config.checks.lua",
-    "qtap_fluent.fluentbit.config.checks.outputs",
-    "qtap_fluent.fluentbit.config.checks.routing",
+    *FLUENTBIT_CHECKS,
     # Qtap YAML: ids the Qtap loader reports (declarations only).
     "qtap_fluent.qtap.rules",
     # validate's own: compose schema, cross-file and security rules.

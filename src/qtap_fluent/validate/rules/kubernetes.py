@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from qtap_fluent.problems import Level, Problem
 from qtap_fluent.validate.kubernetes import K8sDoc, items, pod_spec
 from qtap_fluent.validate.registry import register
-from qtap_fluent.yamlpos import Mark, YList, YMap
+from qtap_fluent.yamlpos import Mark, YList, YMap, plain
 
 if TYPE_CHECKING:
     from qtap_fluent.validate.deployment import Deployment
@@ -85,7 +85,7 @@ def check_schema(d: Deployment) -> Iterator[Problem]:
             yield _p(doc, doc.data.mark, "k8s-schema", Level.INFO,
                      f"no Kubernetes {SCHEMA_VERSION[:4]} schema for {kind} {api}: not checked")
             continue
-        for error in sorted(validator.iter_errors(_plain(doc.data)),
+        for error in sorted(validator.iter_errors(plain(doc.data)),
                             key=lambda e: list(map(str, e.absolute_path))):
             path = list(error.absolute_path)
             if error.validator == "additionalProperties" and isinstance(error.instance, dict):
@@ -97,14 +97,6 @@ def check_schema(d: Deployment) -> Iterator[Problem]:
             where = ".".join(str(x) for x in error.absolute_path) or kind
             yield _p(doc, _mark_at(doc.data, path, key=True), "k8s-schema",
                      Level.ERROR, f"{kind} {doc.name}: {where}: {error.message}")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 @register("k8s-kustomization", Level.ERROR, "kubernetes",
