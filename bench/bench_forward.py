@@ -1,18 +1,26 @@
 """Forward-protocol throughput, side by side in one run (issue 4 targets).
 
-    python3 bench/bench_forward.py [--records 100000] [--repeat 2] [--part senders|receivers]
+    python3 bench/bench_forward.py [--records 100000] [--repeat 3]
+                                   [--part senders|receivers|breakdown]
 
 Part 1, senders into the same receiver (Fluent Bit's forward input with a null output when
 ``fluent-bit`` is on PATH, else the bare Python receiver below, in its own process):
 fluent-logger (Message mode, one event per call), our client without and with acks (one
 ``emit()`` per record, like fluent-logger, and ``emit_many()`` with 100 records a call, what a
-caller holding a batch uses), with gzip, with zstd. A sender's time runs from the first emit
-until everything is written (fluent-logger, which has no acks) or acknowledged (our client).
+caller holding a batch uses), with gzip, with zstd, and the ceiling: PackedForward frames of
+1,000 records packed before the clock starts and written back to back (no acks), i.e. what the
+receiver takes from a sender that costs nothing. A sender's time runs from the first emit until
+everything is written (fluent-logger and the ceiling, which have no acks) or acknowledged (our
+client).
 
 Part 2, receivers fed by the same sender: pre-encoded Forward-mode frames of 1,000 records
 (what Fluent Bit's forward output sends) into (a) a bare asyncio + streaming ``Unpacker``
 receiver and (b) our ``ForwardServer`` with a counting consumer, each in its own process. A
 receiver's time runs from its first byte to its last record decoded.
+
+Part 3 (``--part breakdown``, not run by default): CPU per record of each layer of our sending
+path, back to back in one process: msgspec's encoding alone, the bare append loop every sender
+needs, the batcher, and ``emit()`` without socket work.
 
 Records are ~2.2 KB qtap-like HTTP transactions. Prints records/s and the ratios the issue sets
 targets for: client-with-acks / fluent-logger >= 4, gzip / fluent-logger >= 1,
@@ -26,6 +34,7 @@ import asyncio
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -242,6 +251,24 @@ def send_ours(port: int, records: list[dict[str, Any]], many: int = 0,
     return elapsed, cpu
 
 
+def packed_frames(records: list[dict[str, Any]], per_frame: int = 1000) -> list[bytes]:
+    """PackedForward frames of ``per_frame`` records, no options: the cheapest possible send."""
+    from qtap_fluent.fluentbit.forward import encode
+    from qtap_fluent.fluentbit.forward.events import EventTime
+
+    t = EventTime(1700000000, 0)
+    return [encode.encode_packed_forward(
+        "ceiling", b"".join(encode.pack_entry(t, r) for r in records[i:i + per_frame]))
+        for i in range(0, len(records), per_frame)]
+
+
+def send_blast(port: int, frames: list[bytes]) -> tuple[float, float]:
+    """The ceiling: frames packed beforehand, written back to back with sendall()."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    blast(port, frames)
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
 def forward_frames(records: list[dict[str, Any]], per_frame: int = 1000) -> list[bytes]:
     from qtap_fluent.fluentbit.forward import codec
     from qtap_fluent.fluentbit.forward.events import EventTime
@@ -260,9 +287,9 @@ def blast(port: int, frames: list[bytes]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=2, help="runs per line; best is shown")
-    parser.add_argument("--part", choices=["senders", "receivers"],
-                        help="run only one part (default: both)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per line; best is shown")
+    parser.add_argument("--part", choices=["senders", "receivers", "breakdown"],
+                        help="run only one part (default: senders and receivers)")
     parser.add_argument("--role", choices=["recv-bare", "recv-ours"])
     parser.add_argument("--port", type=int)
     args = parser.parse_args()
@@ -275,25 +302,30 @@ def main() -> None:
     records = [make_record(i) for i in range(n)]
     size = len(msgpack.packb(records[0]))
     print(f"{n} records of {size} bytes (msgpack); CPUs: {os.cpu_count()}")
+    if args.part == "breakdown":
+        return breakdown_part(args, records[:30_000])
     if args.part != "receivers":
         senders_part(args, records)
     if args.part != "senders":
         receivers_part(args, records)
+    return None
 
 
 def senders_part(args: argparse.Namespace, records: list[dict[str, Any]]) -> None:
-    """Part 1: every sender into the same receiver, interleaved runs, best of each."""
+    """Part 1: every sender into the same receiver, interleaved runs; best and median of each,
+    and ratios both of the best runs and as the median of each round's own ratio (the two
+    senders of one round saw the same load)."""
     n = len(records)
-    rates: dict[str, float] = {}
-    cpu_rates: dict[str, float] = {}
+    rounds: list[dict[str, tuple[float, float]]] = []  # per round: name -> (rec/s, rec/CPU-s)
     with tempfile.TemporaryDirectory() as work:
         port = free_port()
         fb = start_fluent_bit(port, work)
         where = "Fluent Bit forward input -> null" if fb else "bare Python receiver"
         print(f"\n-- senders into: {where}")
-        print(f"{'sender':40s} {'records/s':>12s} {'records/CPU-s':>14s}")
+        frames = packed_frames(records)
         senders: list[tuple[str, Any]] = [
             ("fluent-logger", lambda p: send_fluent_logger(p, records)),
+            (CEILING, lambda p: send_blast(p, frames)),
             ("ours, no acks", lambda p: send_ours(p, records, require_ack=False)),
             ("ours, acks", lambda p: send_ours(p, records)),
             ("ours, acks, emit_many(100)", lambda p: send_ours(p, records, many=100)),
@@ -302,6 +334,7 @@ def senders_part(args: argparse.Namespace, records: list[dict[str, Any]]) -> Non
         ]
         try:
             for _ in range(args.repeat):  # interleaved, so load changes hit every sender
+                rounds.append({})
                 for name, fn in senders:
                     if fb is None:
                         port = free_port()
@@ -309,26 +342,114 @@ def senders_part(args: argparse.Namespace, records: list[dict[str, Any]]) -> Non
                     elapsed, cpu = fn(port)
                     if fb is None:
                         finish(proc)
-                    rates[name] = max(rates.get(name, 0.0), n / elapsed)
-                    cpu_rates[name] = max(cpu_rates.get(name, 0.0), n / cpu)
-            for name, _ in senders:
-                print(f"{name:40s} {rates[name]:>12,.0f} {cpu_rates[name]:>14,.0f}")
+                    rounds[-1][name] = (n / elapsed, n / max(cpu, 1e-9))
         finally:
             if fb is not None:
                 fb.terminate()
                 fb.wait(10)
 
-    def ratio(a: str, b: str) -> str:
-        return (f"wall {rates[a] / rates[b]:.2f}, CPU {cpu_rates[a] / cpu_rates[b]:.2f}")
+    def best(name: str, i: int) -> float:
+        return max(r[name][i] for r in rounds)
 
+    print(f"{'sender':40s} {'records/s':>12s} {'median':>10s} {'records/CPU-s':>14s}")
+    for name, _ in senders:
+        med = statistics.median(r[name][0] for r in rounds)
+        print(f"{name:40s} {best(name, 0):>12,.0f} {med:>10,.0f} {best(name, 1):>14,.0f}")
+
+    def ratio(a: str, b: str) -> str:
+        per_round = statistics.median(r[a][0] / r[b][0] for r in rounds)
+        return (f"wall {best(a, 0) / best(b, 0):.2f} (median of rounds {per_round:.2f}), "
+                f"CPU {best(a, 1) / best(b, 1):.2f}")
+
+    print("ratios of the best runs:")
     print(f"ratio ours acks / fluent-logger: {ratio('ours, acks', 'fluent-logger')}"
           "  (target >= 4)")
+    print(f"ratio ceiling / fluent-logger: {ratio(CEILING, 'fluent-logger')}"
+          "  (what this receiver takes from a sender that only writes)")
+    print(f"ratio ours acks / ceiling: {ratio('ours, acks', CEILING)}")
     print(f"ratio ours gzip / fluent-logger: {ratio('ours, gzip + acks', 'fluent-logger')}"
           "  (target >= 1)")
     print(f"ratio ours zstd / fluent-logger: {ratio('ours, zstd + acks', 'fluent-logger')}")
     print(f"ratio ours acks emit_many / fluent-logger: "
           f"{ratio('ours, acks, emit_many(100)', 'fluent-logger')}")
     print(f"ratio ours acks / ours no acks: {ratio('ours, acks', 'ours, no acks')}")
+
+
+CEILING = "ceiling: pre-packed blast, no acks"
+
+
+def breakdown_part(args: argparse.Namespace, records: list[dict[str, Any]]) -> None:
+    """Part 3: CPU per record of each layer of our sending path, measured back to back in
+    this process (thread CPU time, best and median of ``--repeat``): where the microseconds
+    of ``emit()`` go, without a receiver."""
+    import resource
+    import struct
+
+    from qtap_fluent.fluentbit.forward.batcher import Batcher, Chunk, default_encode_into
+    from qtap_fluent.fluentbit.forward.client import ForwardClient
+
+    encode_into = default_encode_into()
+    if encode_into is None:
+        print("\n-- breakdown needs msgspec")
+        return
+    n = len(records)
+    head = struct.Struct(">3sII").pack
+
+    def encode_only() -> None:
+        buf = bytearray()
+        for rec in records:
+            encode_into(rec, buf, 0)
+
+    def append_loop() -> None:  # what every sender has to do: time, head, record, in place
+        buf, count, keep = bytearray(), 0, list[bytearray]()
+        for rec in records:
+            sec, nsec = divmod(time.time_ns(), 1_000_000_000)
+            buf += head(b"\x92\xd7\x00", sec, nsec)
+            encode_into(rec, buf, -1)
+            count += 1
+            if count == 476:  # ~1 MiB of 2.2 KB records
+                keep = [*keep[-5:], buf]
+                buf, count = bytearray(), 0
+
+    def batcher() -> None:
+        b, keep = Batcher(), list[Chunk]()
+        for rec in records:
+            sec, nsec = divmod(time.time_ns(), 1_000_000_000)
+            for chunk in b.add_record("x", sec, nsec, rec, time.monotonic()):
+                keep = [*keep[-5:], chunk]
+
+    class NoIO(ForwardClient):
+        """Sealed chunks are kept a while and dropped: emit() without the socket work."""
+
+        held: tuple[Chunk, ...] = ()
+
+        def _enqueue(self, chunk: Chunk) -> None:
+            self.held = (*self.held[-5:], chunk)
+
+    client = NoIO("127.0.0.1", free_port(), backoff_base=60, backoff_max=60)
+
+    def emit_no_io() -> None:
+        for rec in records:
+            client.emit("x", rec)
+
+    steps = [("msgspec encode_into, reused buffer", encode_only),
+             ("+ time, entry head, append in place", append_loop),
+             ("Batcher.add_record", batcher),
+             ("ForwardClient.emit (no socket work)", emit_no_io)]
+    cpu: dict[str, list[float]] = {name: [] for name, _ in steps}
+    for _ in range(args.repeat):
+        for name, fn in steps:
+            r0 = resource.getrusage(resource.RUSAGE_THREAD)
+            fn()
+            r1 = resource.getrusage(resource.RUSAGE_THREAD)
+            used = r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
+            cpu[name].append(used / n * 1e6)
+    client.close(timeout=0)
+    print("\n-- CPU per record of each layer (us, thread CPU time; compare with 1e6 / the"
+          " records/CPU-s of 'ours, acks' above, which adds the socket work)")
+    for name, _ in steps:
+        print(f"{name:40s} best {min(cpu[name]):6.2f}   median "
+              f"{statistics.median(cpu[name]):6.2f}")
 
 
 def receivers_part(args: argparse.Namespace, records: list[dict[str, Any]]) -> None:

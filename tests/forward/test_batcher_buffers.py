@@ -1,4 +1,5 @@
-"""The batcher hands full buffers to their chunks instead of copying, and reuses recycled ones."""
+"""The batcher encodes records in place, hands each chunk its own buffer, and leaves a batch
+as it was when a record cannot be added."""
 
 from __future__ import annotations
 
@@ -42,45 +43,63 @@ def ids(chunk: Chunk) -> list[int]:
     return [r["i"] for r in recs]
 
 
-def test_a_full_batch_travels_in_its_own_buffer_and_stays_intact() -> None:
-    b = Batcher(max_records=1000, max_bytes=4096, max_age=10, spare_buffers=2)
+def test_a_sealed_chunk_owns_its_buffer_and_stays_intact() -> None:
+    b = Batcher(max_records=1000, max_bytes=4096, max_age=10)
     first = fill(b, 0)
-    assert first.buffer is not None  # handed over, not copied
     n = len(ids(first))
+    before = first.payload
     second = fill(b, 100)
-    assert second.buffer is not None and second.buffer is not first.buffer
-    # The second batch was written into a fresh buffer: the first chunk is untouched.
-    assert ids(first) == list(range(n))
-    assert ids(second)[:2] == [n, 100]
-
-
-def test_a_recycled_buffer_is_reused_for_the_next_batch() -> None:
-    b = Batcher(max_records=1000, max_bytes=4096, max_age=10, spare_buffers=2)
-    first = fill(b, 0)
-    buf = first.buffer
-    b.recycle(first)  # the batch open now already has its buffer: the next one gets this
-    second = fill(b, 100)
-    assert second.buffer is not buf
-    n = ids(second)[-1] + 1
     third = fill(b, 200)
-    assert third.buffer is buf
-    assert ids(third)[:2] == [n, 200]
+    # Later batches were written into buffers of their own: the first chunk is untouched.
+    assert first.payload == before and ids(first) == list(range(n))
+    assert ids(second)[:2] == [n, 100]
+    assert first.parts[0] is not second.parts[0] is not third.parts[0]
 
 
-def test_spare_buffers_bounds_what_recycle_keeps() -> None:
-    b = Batcher(max_records=1000, max_bytes=4096, max_age=10, spare_buffers=0)
-    first = fill(b, 0)
-    b.recycle(first)
-    assert fill(b, 100).buffer is not first.buffer
+def test_chunks_are_sent_from_the_buffer_records_were_encoded_into() -> None:
+    b = Batcher(max_records=3, max_bytes=1 << 16, max_age=10)
+    sealed = [c for i in range(3) for c in b.add("t", T, {"i": i}, 0.0)]
+    (chunk,) = sealed
+    assert len(chunk.parts) == 1 and isinstance(chunk.parts[0], bytearray)
+    assert chunk.size == len(chunk.parts[0])
+    assert [r["i"] for r in records_of(chunk)] == [0, 1, 2]
 
 
-def test_a_small_batch_is_copied_out() -> None:
-    b = Batcher(max_records=1000, max_bytes=1 << 16, max_age=10)
-    b.add("t", T, {"i": 1}, 0.0)
+@pytest.mark.parametrize("encode_into", [True, None], ids=["msgspec", "msgpack"])
+def test_a_record_that_fails_to_encode_leaves_the_batch_as_it_was(encode_into: Any) -> None:
+    b = Batcher(max_records=1000, max_bytes=1 << 16, max_age=10, encode_into=encode_into)
+    b.add("t", T, {"i": 0}, 0.0)
+    with pytest.raises(TypeError):
+        b.add("t", T, {"i": 1, "bad": object()}, 0.0)
+    with pytest.raises(TypeError):
+        b.add("u", T, {"bad": object()}, 0.0)  # would have opened a batch of its own
+    b.add("t", T, {"i": 2}, 0.0)
+    assert b.pending_records == 2
     (chunk,) = b.flush()
-    assert chunk.buffer is None and isinstance(chunk.parts[0], bytes)
-    b.recycle(chunk)  # harmless: nothing to take back
-    assert records_of(chunk) == [{"i": 1}]
+    assert chunk.tag == "t" and [r["i"] for r in records_of(chunk)] == [0, 2]
+
+
+@pytest.mark.parametrize("encode_into", [True, None], ids=["msgspec", "msgpack"])
+def test_max_record_bytes_refuses_before_adding(encode_into: Any) -> None:
+    b = Batcher(max_records=1000, max_bytes=1 << 16, max_age=10, max_record_bytes=100,
+                encode_into=encode_into)
+    b.add("t", T, {"i": 0}, 0.0)
+    with pytest.raises(ValueError, match="max_record_bytes"):
+        b.add("t", T, {"i": 1, "pad": "x" * 200}, 0.0)
+    (chunk,) = b.flush()
+    assert [r["i"] for r in records_of(chunk)] == [0]
+
+
+@pytest.mark.parametrize("encode_into", [True, None], ids=["msgspec", "msgpack"])
+def test_surrogate_escaped_strs_take_the_tolerant_packer(encode_into: Any) -> None:
+    odd = b"caf\xe9".decode("utf-8", "surrogateescape")
+    b = Batcher(max_records=1000, max_bytes=1 << 16, max_age=10, encode_into=encode_into)
+    b.add("t", T, {"i": 0}, 0.0)
+    b.add("t", T, {"i": 1, "s": odd}, 0.0)
+    (chunk,) = b.flush()
+    recs = msgpack.Unpacker(io.BytesIO(chunk.payload), ext_hook=ext_hook,
+                            unicode_errors="surrogateescape")
+    assert [r for _, r in recs] == [{"i": 0}, {"i": 1, "s": odd}]
 
 
 RECORDS: list[Any] = [

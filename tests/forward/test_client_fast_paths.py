@@ -1,5 +1,5 @@
-"""The client's fast paths: emit_many, recycled batch buffers, non-blocking partial writes,
-packing outside the lock (msgspec, or one msgpack Packer per thread)."""
+"""The client's fast paths: emit_many, batch buffers sent as they are, non-blocking partial writes,
+encoding in place (msgspec), or msgpack without it."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from qtap_fluent.fluentbit.forward import batcher as batcher_mod
 from qtap_fluent.fluentbit.forward import client as client_mod
 from qtap_fluent.fluentbit.forward import codec
 from qtap_fluent.fluentbit.forward.client import ForwardClient
@@ -56,9 +57,19 @@ def test_emit_many_is_all_or_nothing(server: ServerThread) -> None:
         client.emit_many("t", [(None, {"i": 10})])
 
 
-def test_recycled_buffers_never_mix_records(server: ServerThread) -> None:
-    # ~430-byte records, 4 KiB batches: every chunk is handed its buffer and ~600 chunks
-    # cycle through a handful of recycled buffers while others are still in flight.
+def test_emit_many_refuses_oversized_and_keeps_surrogates(server: ServerThread) -> None:
+    odd = b"caf\xe9".decode("utf-8", "surrogateescape")
+    with ForwardClient(server.host, server.port, max_record_bytes=1000) as client:
+        with pytest.raises(ValueError, match="entry 1: .*max_record_bytes"):
+            client.emit_many("t", [(None, {"i": 0}), (None, {"i": 1, "pad": "x" * 2000})])
+        assert client.emit_many("t", [(None, {"i": 2, "s": odd}), (None, {"i": 3})]) == 2
+        assert client.flush(10)
+    assert [rec for _, _, rec, _ in server.entries] == [{"i": 2, "s": odd}, {"i": 3}]
+
+
+def test_many_small_chunks_never_mix_records(server: ServerThread) -> None:
+    # ~430-byte records, 4 KiB batches: ~600 chunks, each sent from the buffer its records
+    # were encoded into while the next batches are being written.
     with ForwardClient(server.host, server.port, batch_bytes=4096, max_in_flight=4) as client:
         for i in range(6000):
             client.emit("t", record(i))
@@ -128,15 +139,18 @@ def test_partial_writes_to_a_slow_reader_deliver_every_record(
     srv.sock.close()
 
 
-def test_msgpack_fallback_packs_per_thread(server: ServerThread,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without msgspec, emitting threads pack outside the lock with a msgpack Packer of their
-    own; bytes still travel as bin (use_bin_type) and every record arrives intact."""
-    monkeypatch.setattr(client_mod, "shared_record_packer", lambda: None)
+def test_msgpack_fallback_without_msgspec(server: ServerThread,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without msgspec, emit() and emit_many() pack with msgpack; bytes still travel as bin
+    (use_bin_type) and every record arrives intact, from several threads at once."""
+    monkeypatch.setattr(client_mod, "default_encode_into", lambda: None)
+    monkeypatch.setattr(batcher_mod, "default_encode_into", lambda: None)
     with ForwardClient(server.host, server.port, batch_bytes=8192) as client:
         def produce(base: int) -> None:
-            for i in range(base, base + 1500):
+            for i in range(base, base + 750):
                 client.emit("t", record(i))
+            for i in range(base + 750, base + 1500, 50):
+                client.emit_many("t", [(None, record(j)) for j in range(i, i + 50)])
 
         threads = [threading.Thread(target=produce, args=(k * 1500,)) for k in range(4)]
         for t in threads:
