@@ -76,6 +76,26 @@ def https_server(certs: Certs) -> Iterator[Server]:
     srv.proc.wait()
 
 
+SNI_NAME = "sni.qtap-fluent.test"
+
+
+@pytest.fixture(scope="module")
+def sni_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Certs]]:
+    """An HTTPS server whose certificate is for a DNS name only (clients must send it)."""
+    trustme = pytest.importorskip("trustme")
+    d = tmp_path_factory.mktemp("sni")
+    ca = trustme.CA()
+    leaf = ca.issue_cert(SNI_NAME)
+    certs = Certs(ca=d / "ca.pem", cert=d / "cert.pem", key=d / "key.pem")
+    ca.cert_pem.write_to_path(str(certs.ca))
+    leaf.cert_chain_pems[0].write_to_path(str(certs.cert))
+    leaf.private_key_pem.write_to_path(str(certs.key))
+    srv = start_server("--tls", str(certs.cert), str(certs.key))
+    yield srv, certs
+    srv.proc.kill()
+    srv.proc.wait()
+
+
 @pytest.fixture(scope="module")
 def http_server() -> Iterator[Server]:
     srv = start_server()

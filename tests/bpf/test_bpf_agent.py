@@ -15,10 +15,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from .conftest import Certs, Server, bpf_missing
+from .conftest import SNI_NAME, Certs, Server, bpf_missing
 
 pytestmark = pytest.mark.bpf
 
@@ -146,7 +147,7 @@ def test_agent_records_curl_https_and_stops_cleanly(tmp_path: Path, https_server
     assert base64.b64decode(resp["body"]) == b"hello /agent/checked"
     assert req["headers"].get("X-Test") == "yes"
     assert meta["process_exe"] == curl and int(meta["process_id"]) > 0
-    assert rec["direction"].startswith("egress")
+    assert str(rec["direction"]).startswith("egress")
     # The server's side of the same exchange, seen from the server process.
     theirs = [r for r in records(out) if "/agent/checked" in url_of(r)
               and int(r["metadata"]["process_id"]) == https_server.proc.pid]  # type: ignore[index]
@@ -169,7 +170,7 @@ def test_agent_sends_docker_shaped_records_over_forward(tmp_path: Path, https_se
         pytest.skip(why)
     received: list[tuple[str, dict[str, object]]] = []
 
-    async def consumer(batch: list[tuple[str, object, dict[str, object], object]]) -> bool:
+    async def consumer(batch: list[tuple[str, Any, Any, Any]]) -> bool:
         received.extend((tag, rec) for tag, _t, rec, _m in batch)
         return True
 
@@ -225,3 +226,45 @@ def test_agent_sends_docker_shaped_records_over_forward(tmp_path: Path, https_se
     assert mine[0]["response"]["status"] == 200
     assert mine[0]["request"]["url"] == (
         f"https://127.0.0.1:{https_server.port}/agent/forwarded")
+
+
+NO_HOST = """
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+raw = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
+with ctx.wrap_socket(raw, server_hostname=sys.argv[3]) as s:
+    s.sendall(b"GET /agent/no-host HTTP/1.0\\r\\n\\r\\n")  # HTTP/1.0: no Host header
+    got = b""
+    while chunk := s.recv(4096):
+        got += chunk
+assert got.endswith(b"hello /agent/no-host"), got
+"""
+
+
+def test_agent_takes_the_sni_when_a_request_has_no_host(
+        tmp_path: Path, sni_server: tuple[Server, Certs]) -> None:
+    """Qtap names the endpoint by the TLS server name when the request has no Host."""
+    why = bpf_missing()
+    if why:
+        pytest.skip(why)
+    pytest.importorskip("qtap_fluent.cli.cmd_agent")
+    srv, certs = sni_server
+    (tmp_path / "qtap.yaml").write_text(POLICY)
+    out = tmp_path / "records.jsonl"
+    agent = subprocess.Popen([sys.executable, "-c", RUN_AGENT, "--config", str(tmp_path / "qtap.yaml"),
+                              "--sink", "file", "--file", str(out)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert wait_attached(agent.pid), "the agent did not attach its probes in time"
+        subprocess.run([sys.executable, "-c", NO_HOST, str(certs.ca), str(srv.port), SNI_NAME],
+                       check=True)
+        time.sleep(2.0)  # let the agent read, pair and write the transaction
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        _, err = agent.communicate(timeout=30)
+    python = os.path.realpath(sys.executable)
+    mine = [r for r in records(out) if "/agent/no-host" in url_of(r)
+            and r["metadata"]["process_exe"] == python  # type: ignore[index]
+            and str(r["direction"]).startswith("egress")]  # the client's record (not the server's)
+    assert mine, f"no record for the request; agent said: {err.decode()[-2000:]}"
+    assert url_of(mine[0]) == f"https://{SNI_NAME}/agent/no-host"

@@ -31,6 +31,8 @@ int main(void) {
     P(QF_EV_DATA); P(QF_EV_SOCK); P(QF_EV_CLOSE); P(QF_EV_EXEC); P(QF_EV_EXIT); P(QF_EV_LOCAL);
     P(QF_CNT_RB_FULL); P(QF_CNT_FILTERED); P(QF_CNT_TRUNCATED); P(QF_CNT_TLS_NO_FD);
     P(QF_CNT_TLS_SKIPPED); P(QF_EXE_LEN); P(QF_SRC_GNUTLS); P(QF_ORIGIN_ACCEPT); P(QF_DIR_IN);
+    P(sizeof(struct qf_sni_event)); P(offsetof(struct qf_sni_event, name)); P(QF_EV_SNI);
+    P(QF_SNI_LEN);
     return 0;
 }
 """
@@ -66,6 +68,9 @@ def test_layout_matches_events_h(tmp_path: Path) -> None:
     assert [c[f"QF_CNT_{k.name}"] for k in d.Counter] == [int(k) for k in d.Counter]
     assert c["QF_SRC_GNUTLS"] == d.Source.GNUTLS
     assert c["QF_ORIGIN_ACCEPT"] == d.ORIGIN_ACCEPT and c["QF_DIR_IN"] == d.DIR_IN
+    assert c["sizeof(struct qf_sni_event)"] == d.SNI.size
+    assert c["offsetof(struct qf_sni_event, name)"] == 32
+    assert c["QF_EV_SNI"] == d.EV_SNI and c["QF_SNI_LEN"] == d.SNI_LEN
 
 
 def test_data_round_trip_keeps_truncation() -> None:
@@ -96,6 +101,8 @@ def test_other_records_round_trip() -> None:
     assert d.decode(d.pack_exec(pid=3, filename="/usr/bin/curl")) == d.RawExec(
         pid=3, ts_ns=0, filename="/usr/bin/curl")
     assert d.decode(d.pack_exit(pid=3, ts_ns=2)) == d.RawExit(pid=3, ts_ns=2)
+    assert d.decode(d.pack_sni(pid=3, tls_ptr=0x77, name="api.example.com")) == d.RawSni(
+        pid=3, ts_ns=0, tls_ptr=0x77, name="api.example.com")
     assert d.decode(d.pack_local(pid=3, sock_id=4, family=d.AF_INET, laddr=b"\x7f\0\0\1",
                                  lport=1234)) == d.RawLocal(pid=3, ts_ns=0, sock_id=4,
                                                             family=d.AF_INET, lport=1234,
@@ -109,6 +116,8 @@ def test_other_records_round_trip() -> None:
     (d.pack_data(pid=1, fd=1, data=b"abcd", real_len=2), "carries 4 bytes of a 2-byte call"),
     (d.pack_sock(pid=1, fd=1, sock_id=1, family=2, raddr=b"", rport=1, origin=1)[:40],
      "sock record of 40 bytes"),
+    (d.pack_sni(pid=1, tls_ptr=1, name="x")[:100], "sni record of 100 bytes"),
+    (d.pack_data(pid=1, fd=1, data=b"ab")[:-2] + b"\0", "says 2 bytes but carries 1"),
 ])
 def test_bad_records_raise_decode_error(raw: bytes, message: str) -> None:
     with pytest.raises(d.DecodeError, match=message):
@@ -121,3 +130,14 @@ def test_arbitrary_bytes_only_ever_raise_decode_error(raw: bytes) -> None:
         d.decode(raw)
     except d.DecodeError:
         pass
+
+
+def test_data_fields_are_read_in_place_at_an_offset() -> None:
+    """The reader's hot path: fields straight from the ring's mapping, at a record's offset."""
+    raw = d.pack_data(pid=7, tid=8, fd=3, data=b"hello", real_len=9, ts_ns=5, sock_id=9,
+                      tls_ptr=0xABC, direction=d.DIR_IN, source=d.Source.GNUTLS)
+    ring = memoryview(b"\xff" * 13 + raw + b"\xee" * 7)
+    assert d.data_at(ring, 13, len(raw)) == (7, 8, 3, 5, 9, 0xABC, 9, d.DIR_IN,
+                                             int(d.Source.GNUTLS), b"hello")
+    with pytest.raises(d.DecodeError, match="says 5 bytes but carries 4"):
+        d.data_at(ring, 13, len(raw) - 1)  # the record's own length bounds it, not the buffer

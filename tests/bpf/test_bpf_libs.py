@@ -87,10 +87,11 @@ def test_candidate_names(name: str, ok: bool) -> None:
 def test_every_probe_program_exists_in_the_c_source() -> None:
     text = program_text()
     for lib in libs.TLS_LIBRARIES:
-        for probe in lib.probes:
-            assert f"int {probe.enter}(struct pt_regs *ctx)" in text
-            if probe.ret:
-                assert f"int {probe.ret}(struct pt_regs *ctx)" in text
+        programs = [(p.enter, p.ret) for p in lib.probes] + [(i.enter, i.ret) for i in lib.inner]
+        for enter, ret in programs:
+            assert f"int {enter}(struct pt_regs *ctx)" in text
+            if ret:
+                assert f"int {ret}(struct pt_regs *ctx)" in text
 
 
 def test_program_text_inlines_each_include_once() -> None:
@@ -185,7 +186,7 @@ def test_missing_bcc_stops_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None
     from qtap_fluent.agent.bpf import loader
     from qtap_fluent.errors import QtapFluentError
 
-    monkeypatch.setattr(loader.env, "check", list)  # pretend the host is fine
+    monkeypatch.setattr(loader.env, "check", list)  # type: ignore[attr-defined]  # pretend the host is fine
     monkeypatch.setitem(sys.modules, "bcc", None)  # ... but bcc cannot be imported
     with pytest.raises(QtapFluentError) as info:
         loader.BpfSource().start()
@@ -207,3 +208,82 @@ def test_bad_options_are_refused_before_anything_loads() -> None:
         BpfSource(BpfOptions(max_chunks=0))
     with pytest.raises(ConfigError, match="max_iov \\* max_iov_chunks <= 64"):
         BpfSource(BpfOptions(max_iov=16, max_iov_chunks=5, max_chunks=4))
+
+
+@pytest.mark.parametrize(("code", "callee"), [
+    # OpenSSL 3.0 SSL_write_ex: sub $8,%rsp; call ssl_write_internal
+    (bytes.fromhex("4883ec08e887fbffff31d2"), 0x35A10 + 9 - 0x479),
+    (bytes.fromhex("f30f1efa4883ec08e810000000"), 0x35A10 + 13 + 0x10),  # with endbr64
+    (bytes.fromhex("e9f0ffffff"), 0x35A10 + 5 - 0x10),  # a tail call
+    (bytes.fromhex("4883ec18648b0425"), None),  # SSL_write: stack protector first
+    (bytes.fromhex("4883ec08e9000000"), None),  # sub then jmp: not the wrapper shape
+    (bytes.fromhex("4883ec08e8"), None),  # cut short
+])
+def test_thin_wrapper_callee(code: bytes, callee: int | None) -> None:
+    assert libs.thin_wrapper_callee(code, 0x35A10) == callee
+
+
+def test_system_openssl_is_probed_at_its_internal_functions() -> None:
+    """Where the host's libssl has the 1.1.1-3.1 wrappers, SSL_read/SSL_write and their _ex
+    forms are replaced by two probes on the internal functions they share."""
+    paths = [p for p in discover.system_libraries() if "libssl.so" in p]
+    target = next((t for t in map(discover.identify, paths)
+                   if t is not None and t.library.kind == "openssl"), None)
+    if target is None or "SSL_write_ex" not in target.symbols:
+        pytest.skip("no OpenSSL 1.1.1+ libssl on this host")
+    points = libs.attach_points(target.path, target.library, target.symbols)
+    symbols = {p.symbol for p in points}
+    exported = libs.attach_points(target.path, target.library, target.symbols, inner=False)
+    assert {"SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex"} <= {p.symbol
+                                                                        for p in exported}
+    if "SSL_write_ex2" in target.symbols:  # OpenSSL 3.2+: ssl_write_internal has a flags arg
+        assert "SSL_write" in symbols and "SSL_write_ex" in symbols
+        return
+    inner = [p for p in points if p.addr is not None]
+    assert {p.enter for p in inner} == {"qf_ossl_write_ex_enter", "qf_ossl_read_ex_enter"}
+    assert not symbols & {"SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex"}
+    addrs = libs.function_addresses(target.path, frozenset({"SSL_write_ex", "SSL_read_ex"}))
+    assert all(p.addr not in addrs.values() for p in inner)
+    assert {"SSL_do_handshake", "SSL_set_fd", "SSL_ctrl"} <= symbols
+
+
+def test_code_at_reads_text_and_refuses_other_places(tmp_path: Path) -> None:
+    exe = build(tmp_path, FAKE_SSL_C, "static_ssl") if shutil.which("cc") else None
+    if exe is None:
+        pytest.skip("no C compiler")
+    addr = libs.function_addresses(exe)["SSL_write"]
+    code = libs.code_at(exe, addr, 4)
+    assert code is not None and len(code) == 4
+    assert libs.code_at(exe, 0, 4) is None  # not in any executable section
+    assert libs.code_at(tmp_path / "absent", addr, 4) is None
+
+
+WRAPS_EXPORTED_C = r"""
+/* Like LibreSSL: SSL_write_ex is a wrapper over the exported SSL_write, whose arguments differ
+ * from what the internal-function probes expect: it must be probed as exported symbols. */
+__attribute__((noinline)) int SSL_write(void *s, const void *buf, int num) {
+    __asm__ volatile("" ::: "memory"); return num; }
+__attribute__((noinline)) int SSL_read(void *s, void *buf, int num) {
+    __asm__ volatile("" ::: "memory"); return 0; }
+/* exactly OpenSSL 3.0's wrapper shape: sub $8,%rsp; call <callee> */
+__attribute__((naked)) int SSL_write_ex(void *s, const void *buf, unsigned long n,
+                                        unsigned long *w) {
+    __asm__ volatile("sub $8, %rsp\n call SSL_write\n add $8, %rsp\n ret"); }
+int main(void) { unsigned long w; return SSL_write_ex((void *)0x1, "x", 1, &w) == 1 ? 0 : 1; }
+"""
+
+
+@needs_cc
+def test_a_wrapper_over_another_exported_function_is_not_taken_for_the_internal_one(
+        tmp_path: Path) -> None:
+    exe = build(tmp_path, WRAPS_EXPORTED_C, "wraps_exported")
+    target = discover.identify(str(exe), by_name_only=False)
+    assert target is not None and target.library.kind == "openssl"
+    addrs = libs.function_addresses(exe)
+    code = libs.code_at(exe, addrs["SSL_write_ex"], 16)
+    assert code is not None
+    callee = libs.thin_wrapper_callee(code, addrs["SSL_write_ex"])
+    points = libs.attach_points(exe, target.library, target.symbols)
+    assert callee == addrs["SSL_write"]  # recognised as a thin wrapper...
+    assert all(p.addr is None for p in points)  # ... and refused: its callee is exported
+    assert {"SSL_write", "SSL_read", "SSL_write_ex"} <= {p.symbol for p in points}

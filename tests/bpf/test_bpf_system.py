@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -25,7 +26,7 @@ from qtap_fluent.agent.events import (
     SourceEvent,
 )
 
-from .conftest import Certs, Server, bpf_missing, collect, joined
+from .conftest import SNI_NAME, Certs, Server, bpf_missing, collect, joined
 
 pytestmark = pytest.mark.bpf
 
@@ -565,7 +566,7 @@ def test_paced_burst_1000_per_second_for_30_seconds(https_server: Server, certs:
 
 
 def test_large_tls_upload_to_a_slow_reader_is_captured_exactly(
-        source: BpfSource, https_server: Server, certs: Certs, tmp_path) -> None:  # type: ignore[no-untyped-def]
+        source: BpfSource, https_server: Server, certs: Certs, tmp_path: Path) -> None:
     """curl's non-blocking SSL_write meets a full socket (WANT_WRITE) and retries: the
     captured request must be the bytes sent, once each, no more and no fewer."""
     body = bytes(range(256)) * (6 * 4096)  # 6 MiB, recognisable at every offset
@@ -588,3 +589,80 @@ def test_large_tls_upload_to_a_slow_reader_is_captured_exactly(
     got = joined([e for e in evs if isinstance(e, DataEvent) and e.remote is not None
                   and e.remote == data(evs, proc.pid)[0].local], spid, False)
     assert got == out
+
+
+def test_curl_sni_is_carried_by_the_client_events(
+        source: BpfSource, sni_server: tuple[Server, Certs]) -> None:
+    srv, certs = sni_server
+    source.include_only_pid(srv.proc.pid)
+    source.drain(50)
+    url = f"https://{SNI_NAME}:{srv.port}/named"
+    pid = run(["curl", "-sS", "--cacert", str(certs.ca), "--resolve",
+               f"{SNI_NAME}:{srv.port}:127.0.0.1", url])
+    evs = collect(source.poll, lambda es: b"hello /named" in joined(es, pid, False)
+                  and b"hello /named" in joined(es, srv.proc.pid, True))
+    client = data(evs, pid)
+    assert joined(evs, pid, True).startswith(b"GET /named HTTP/1.1\r\nHost: " + SNI_NAME.encode())
+    assert client and {e.sni for e in client} == {SNI_NAME}
+    # The server never set a name: its events carry none (it received it, it did not set it).
+    assert {e.sni for e in data(evs, srv.proc.pid)} == {None}
+
+
+PY_SNI = """
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+raw = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
+with ctx.wrap_socket(raw, server_hostname=sys.argv[3]) as s:
+    s.sendall(b"GET /py-named HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+    got = b""
+    while chunk := s.recv(4096):
+        got += chunk
+assert got.endswith(b"hello /py-named"), got
+"""
+
+
+def test_python_ssl_server_hostname_is_the_sni_and_ip_urls_have_none(
+        source: BpfSource, sni_server: tuple[Server, Certs], https_server: Server,
+        certs: Certs) -> None:
+    srv, sni_certs = sni_server
+    source.include_only_pid(srv.proc.pid)
+    source.drain(50)
+    named = run([sys.executable, "-c", PY_SNI, str(sni_certs.ca), str(srv.port), SNI_NAME])
+    plain = run([sys.executable, "-c", HTTP_CLIENT, str(certs.ca), str(https_server.port)])
+    evs = collect(source.poll, lambda es: b"hello /py-named" in joined(es, named, False)
+                  and b"hello /keep/2" in joined(es, plain, False))
+    assert {e.sni for e in data(evs, named)} == {SNI_NAME}
+    # Python sends no SNI for an IP address (RFC 6066 §3: literal addresses are not allowed)
+    assert {e.sni for e in data(evs, plain)} == {None}
+
+
+@pytest.mark.skipif(shutil.which("gnutls-cli") is None, reason="gnutls-cli missing (apt gnutls-bin)")
+def test_gnutls_cli_sni(source: BpfSource, sni_server: tuple[Server, Certs]) -> None:
+    srv, certs = sni_server
+    source.include_only_pid(srv.proc.pid)
+    source.drain(50)
+    req = b"GET /gnutls-named HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    pid = run(["gnutls-cli", "--x509cafile", str(certs.ca), "--sni-hostname", SNI_NAME,
+               "--verify-hostname", SNI_NAME, "-p", str(srv.port), "127.0.0.1"], stdin=req)
+    evs = collect(source.poll, until_bytes(pid, False, b"hello /gnutls-named"))
+    assert {e.sni for e in data(evs, pid)} == {SNI_NAME}
+
+
+def test_exported_probes_and_bcc_reader_still_capture(https_server: Server, certs: Certs) -> None:
+    """The fallbacks: probes on the exported SSL_* functions (libraries whose wrappers are not
+    recognised) and bcc's per-record reader (hosts other than x86-64)."""
+    why = bpf_missing()
+    if why:
+        pytest.skip(why)
+    with BpfSource(BpfOptions(ignore_loopback=False, scan_processes=False, inner_probes=False,
+                              direct_ring=False, only_pids=mine(https_server))) as src:
+        src.start()
+        curl = run(["curl", "-sS", "--cacert", str(certs.ca),
+                    f"https://127.0.0.1:{https_server.port}/exported"])
+        py = run([sys.executable, "-c", HTTP_CLIENT, str(certs.ca), str(https_server.port)])
+        evs = collect(src.poll, lambda es: b"hello /exported" in joined(es, curl, False)
+                      and b"hello /keep/2" in joined(es, py, False))
+    assert joined(evs, curl, True).startswith(b"GET /exported HTTP/1.1\r\n")
+    assert joined(evs, py, True).count(b"GET /keep/") == 3
+    check_client(data(evs, curl), server=https_server,
+                 exe=os.path.realpath(shutil.which("curl") or ""), tls=True)

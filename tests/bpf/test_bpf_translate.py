@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -178,3 +179,53 @@ def test_exe_cache_is_bounded_and_exec_replaces_the_exe() -> None:
     assert sorted(t._exe) == [2, 3]
     feed(t, d.pack_exec(pid=3, filename="/usr/bin/new"))
     assert t._exe[3] == "/usr/bin/new"
+
+
+def test_sni_set_before_the_handshake_lands_on_that_connection_only() -> None:
+    t = Translator(host=FakeHost(exes={10: "/usr/bin/curl"}))
+    out = feed(t, connect(sock_id=1, fd=5), connect(sock_id=2, fd=6),
+               d.pack_sni(pid=10, tls_ptr=0x55, name="api.example.com"),
+               d.pack_data(pid=10, fd=5, sock_id=1, data=b"GET / HTTP/1.1\r\n", tls_ptr=0x55,
+                           source=d.Source.OPENSSL),
+               d.pack_data(pid=10, fd=6, sock_id=2, data=b"GET / HTTP/1.1\r\n", tls_ptr=0x66,
+                           source=d.Source.OPENSSL),
+               d.pack_data(pid=10, fd=5, sock_id=1, data=b"HTTP/1.1 200 OK\r\n", tls_ptr=0x55,
+                           direction=d.DIR_IN, source=d.Source.OPENSSL),
+               # the SSL* is freed and the next connection gets the same address, no name
+               d.pack_data(pid=10, fd=7, sock_id=3, data=b"GET /2 HTTP/1.1\r\n", tls_ptr=0x55,
+                           source=d.Source.OPENSSL))
+    assert [(e.conn_id, e.sni) for e in out if isinstance(e, DataEvent)] == [
+        (1, "api.example.com"), (2, None), (1, "api.example.com"), (3, None)]
+
+
+def test_sni_of_another_process_with_the_same_pointer_is_not_taken() -> None:
+    t = Translator(host=FakeHost())
+    out = feed(t, connect(pid=10, sock_id=1), d.pack_sni(pid=11, tls_ptr=0x55, name="x.test"),
+               d.pack_data(pid=10, fd=5, sock_id=1, data=b"x", tls_ptr=0x55,
+                           source=d.Source.OPENSSL))
+    assert isinstance(out[0], DataEvent) and out[0].sni is None
+
+
+def test_pending_server_names_are_bounded() -> None:
+    t = Translator(host=FakeHost(), max_connections=4)
+    feed(t, *(d.pack_sni(pid=10, tls_ptr=p, name=f"n{p}.test") for p in range(1, 11)))
+    assert len(t._sni) == 4  # the oldest were dropped
+
+
+def test_fast_data_event_constructor_matches_the_class() -> None:
+    """The reader builds DataEvents without their __init__ (translate._new_data_event): if
+    DataEvent's fields change, DATA_EVENT_FIELDS must follow or the fast path is off."""
+    import dataclasses
+
+    from qtap_fluent.agent.bpf import translate
+
+    assert translate.FAST_DATA_EVENT, "DataEvent's fields changed: update DATA_EVENT_FIELDS"
+    values: dict[str, Any] = {"conn_id": 1, "pid": 2, "tid": 3, "exe": "/x", "direction": Direction.INBOUND,
+              "local": LOCAL, "remote": REMOTE, "origin": Origin.ACCEPT, "tls": True,
+              "ts_ns": 4, "data": b"abc", "real_len": 9, "sni": "h.test", "container_id": "c"}
+    assert tuple(values) == translate.DATA_EVENT_FIELDS
+    fast = translate._new_data_event(*values.values())
+    assert fast == DataEvent(**values)
+    assert hash(fast) == hash(DataEvent(**values))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.pid = 5  # type: ignore[misc]

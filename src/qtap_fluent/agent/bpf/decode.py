@@ -8,6 +8,7 @@ are asserted against bcc's own view of the structs in the system tests.
 from __future__ import annotations
 
 import enum
+import mmap
 import struct
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ EV_CLOSE = 3
 EV_EXEC = 4
 EV_EXIT = 5
 EV_LOCAL = 6
+EV_SNI = 7
 
 DIR_OUT = 0
 DIR_IN = 1
@@ -29,6 +31,7 @@ AF_INET = 2
 AF_INET6 = 10
 
 EXE_LEN = 256
+SNI_LEN = 256
 
 
 class Source(enum.IntEnum):
@@ -55,9 +58,11 @@ SOCK = struct.Struct("<IIIiQQHHHBB16s16s")  # hdr + id, family, rport, lport, or
 CLOSE = struct.Struct("<IIIiQQ")
 EXEC = struct.Struct(f"<IIIiQ{EXE_LEN}s")
 LOCAL = struct.Struct("<IIIiQQHH4x16s")  # hdr + sock_id, family, lport, laddr
+SNI = struct.Struct(f"<IIIiQQ{SNI_LEN}s")  # hdr + tls_ptr, name
 
 assert HDR.size == 24 and DATA_FIXED.size == 56 and SOCK.size == 72
 assert CLOSE.size == 32 and EXEC.size == 24 + EXE_LEN and LOCAL.size == 56
+assert SNI.size == 32 + SNI_LEN
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,7 +131,20 @@ class RawExit:
     ts_ns: int
 
 
-RawRecord = RawData | RawSock | RawLocal | RawClose | RawExec | RawExit
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RawSni:
+    """qf_sni_event: a TLS client set the server name of ``tls_ptr`` (before its handshake)."""
+
+    pid: int
+    ts_ns: int
+    tls_ptr: int
+    name: str
+
+
+RawRecord = RawData | RawSock | RawLocal | RawClose | RawExec | RawExit | RawSni
+#: The fields of a data record, in the order :func:`data_at` returns them: pid, tid, fd,
+#: ts_ns, sock_id, tls_ptr, real_len, direction, source, data.
+DataFields = tuple[int, int, int, int, int, int, int, int, int, bytes]
 
 
 _unpack_kind = struct.Struct("<I").unpack_from
@@ -168,6 +186,11 @@ def decode(buf: bytes | memoryview) -> RawRecord:
     if kind == EV_EXIT:
         _, pid, _tid, _fd, ts = HDR.unpack_from(buf)
         return RawExit(pid=pid, ts_ns=ts)
+    if kind == EV_SNI:
+        _need(buf, SNI.size, "sni")
+        _, pid, _tid, _fd, ts, ptr, name = SNI.unpack_from(buf)
+        return RawSni(pid=pid, ts_ns=ts, tls_ptr=ptr,
+                      name=name.split(b"\0", 1)[0].decode("utf-8", "replace"))
     raise DecodeError(f"unknown record kind {kind}")
 
 
@@ -181,21 +204,31 @@ _DATA_SIZE = DATA_FIXED.size
 _unpack_data = DATA_FIXED.unpack_from
 
 
-def _data(buf: bytes | memoryview) -> RawData:
-    # The hot path (one call per captured read/write): no helper calls until something is off.
-    n = len(buf)
-    if n < _DATA_SIZE:
-        raise DecodeError(f"data record of {n} bytes, expected at least {_DATA_SIZE}")
-    _, pid, tid, fd, ts, sid, ptr, real, cap, direction, source = _unpack_data(buf)
-    end = _DATA_SIZE + cap
-    if n < end:
-        raise DecodeError(f"data record says {cap} bytes but carries {n - _DATA_SIZE}")
+def data_at(buf: bytes | memoryview | mmap.mmap, off: int, size: int) -> DataFields:
+    """The fields of the data record of ``size`` bytes at ``buf[off:]``, without objects.
+
+    The reader's hot path (one call per captured read/write): one unpack and one copy of the
+    payload, straight from the ring buffer's mapping. Raises :class:`DecodeError`.
+    """
+    if size < _DATA_SIZE:
+        raise DecodeError(f"data record of {size} bytes, expected at least {_DATA_SIZE}")
+    kind, pid, tid, fd, ts, sid, ptr, real, cap, direction, source = _unpack_data(buf, off)
+    if kind != EV_DATA:
+        raise DecodeError(f"record kind {kind} is not a data record")
+    if _DATA_SIZE + cap > size:
+        raise DecodeError(f"data record says {cap} bytes but carries {size - _DATA_SIZE}")
     if cap > real:
         raise DecodeError(f"data record carries {cap} bytes of a {real}-byte call")
     if source >= len(_SOURCES):
         raise DecodeError(f"data record from unknown source {source}")
+    start = off + _DATA_SIZE
+    return pid, tid, fd, ts, sid, ptr, real, direction, source, bytes(buf[start:start + cap])
+
+
+def _data(buf: bytes | memoryview) -> RawData:
+    pid, tid, fd, ts, sid, ptr, real, direction, source, data = data_at(buf, 0, len(buf))
     return RawData(pid=pid, tid=tid, fd=fd, ts_ns=ts, sock_id=sid, tls_ptr=ptr, real_len=real,
-                   direction=direction, source=_SOURCES[source], data=bytes(buf[_DATA_SIZE:end]))
+                   direction=direction, source=_SOURCES[source], data=data)
 
 
 # ---- encoders: what the kernel would write (tests, replay of raw captures) -------------------
@@ -232,3 +265,7 @@ def pack_exec(*, pid: int, filename: str, ts_ns: int = 0) -> bytes:
 
 def pack_exit(*, pid: int, ts_ns: int = 0) -> bytes:
     return HDR.pack(EV_EXIT, pid, pid, -1, ts_ns)
+
+
+def pack_sni(*, pid: int, tls_ptr: int, name: str, ts_ns: int = 0) -> bytes:
+    return SNI.pack(EV_SNI, pid, pid, -1, ts_ns, tls_ptr, name.encode()[:SNI_LEN - 1])

@@ -42,6 +42,7 @@
 #endif
 
 #define QF_EXE_LEN 256
+#define QF_SNI_LEN 256 /* a DNS name is at most 253 characters (RFC 1035 §2.3.4) */
 
 /* qf_hdr.kind */
 #define QF_EV_DATA 1
@@ -50,6 +51,7 @@
 #define QF_EV_EXEC 4
 #define QF_EV_EXIT 5
 #define QF_EV_LOCAL 6 /* our end of a connect()ed socket, learned after connect() returned */
+#define QF_EV_SNI 7   /* the server name a TLS client asked for (RFC 6066 §3) */
 
 /* qf_data_event.direction */
 #define QF_DIR_OUT 0
@@ -122,6 +124,13 @@ struct qf_local_event {
     __u8 pad[4];
     __u8 laddr[16];
 };                                   /* 56 bytes */
+
+/* SSL_set_tlsext_host_name (OpenSSL: SSL_ctrl cmd 55), gnutls_server_name_set. */
+struct qf_sni_event {
+    struct qf_hdr h;
+    __u64 tls_ptr;                   /* the SSL * / gnutls_session_t it was set on */
+    char name[QF_SNI_LEN];           /* NUL-terminated */
+};                                   /* 288 bytes */
 
 /* QF_EV_EXIT is a bare struct qf_hdr. */
 

@@ -35,6 +35,12 @@ class BpfOptions:
     ringbuf_pages: int = 4096  #: ring buffer size in pages (power of two): 16 MiB
     perfbuf_pages: int = 256  #: per-CPU perf buffer pages when the ring buffer is unavailable
     use_perfbuf: bool | None = None  #: None: ring buffer when the kernel has it (5.8+)
+    #: read the ring buffer through our own mapping of it (ringbuf.py) instead of bcc's
+    #: per-record callbacks; x86-64 only, else bcc's reader is used
+    direct_ring: bool = True
+    #: probe OpenSSL's internal read/write functions behind thin exported wrappers where they
+    #: are recognised (one cheap trap per call instead of two: libs.InnerProbe)
+    inner_probes: bool = True
     ignore_loopback: bool = True
     direction: str = "all"
     exclude_pids: frozenset[int] = frozenset()

@@ -12,19 +12,21 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from qtap_fluent.agent.bpf import discover
+from qtap_fluent.agent.bpf import discover, libs
 from qtap_fluent.agent.bpf.options import Counters
 
 
 class TlsProbes:
     """The TLS libraries (and statically linked binaries) probed so far, and the scanning."""
 
-    def __init__(self, bpf: Any, counters: Counters, note_exe: Callable[[int, str], None]
-                 ) -> None:
+    def __init__(self, bpf: Any, counters: Counters, note_exe: Callable[[int, str], None],
+                 *, inner: bool = True) -> None:
         self._bpf = bpf
+        self._inner = inner  # attach at the internal functions thin wrappers call (libs.py)
         self._counters = counters
         self._note_exe = note_exe  # every exe seen while scanning (a process that won't exec)
         self._attached: dict[tuple[int, int], discover.Target] = {}
+        self._points: dict[tuple[int, int], list[libs.AttachPoint]] = {}
         self._looked_at: set[tuple[int, int]] = set()
         self._seen_pids: set[int] = set()
         self._exec_pids: set[int] = set()
@@ -104,17 +106,23 @@ class TlsProbes:
         return True
 
     def _attach_probes(self, target: discover.Target) -> int:
+        points = self._points.get(target.inode)
+        if points is None:
+            points = libs.attach_points(target.path, target.library, target.symbols,
+                                        inner=self._inner)
+            self._points[target.inode] = points
         attached = 0
-        for probe in target.library.probes:
-            if probe.symbol not in target.symbols:
-                continue
+        path = target.path.encode()
+        for point in points:
+            where: dict[str, Any] = (
+                {"sym": point.symbol.encode()} if point.symbol is not None
+                else {"addr": point.addr})
             try:
-                path, sym = target.path.encode(), probe.symbol.encode()
-                self._bpf.attach_uprobe(name=path, sym=sym, fn_name=probe.enter.encode())
-                if probe.ret is not None:
-                    self._bpf.attach_uretprobe(name=path, sym=sym, fn_name=probe.ret.encode())
+                self._bpf.attach_uprobe(name=path, fn_name=point.enter.encode(), **where)
+                if point.ret is not None:
+                    self._bpf.attach_uretprobe(name=path, fn_name=point.ret.encode(), **where)
                 attached += 1
             except Exception as exc:  # noqa: BLE001 - bcc raises bare Exception on attach failure
                 self._counters.attach_errors += 1
-                self._counters.errors.append(f"{target.path}:{probe.symbol}: {exc}")
+                self._counters.errors.append(f"{target.path}:{point.label}: {exc}")
         return attached

@@ -320,7 +320,11 @@ static __always_inline int qf_io_enter(s32 fd, u64 buf, u64 aux, u8 kind)
             struct qf_ptr_key pk = {};
             pk.pid = pid;
             pk.ptr = call->ptr;
-            qf_tls_fd.update(&pk, &fd);
+            /* Every call on a keep-alive connection learns the same fd again: a lookup is
+             * much cheaper than an LRU update (which takes the map's lock). */
+            s32 *known = qf_tls_fd.lookup(&pk);
+            if (!known || *known != fd)
+                qf_tls_fd.update(&pk, &fd);
         }
         if (ts)
             ts->flags |= QF_SOCK_TLS;

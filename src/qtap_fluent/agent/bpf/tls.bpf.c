@@ -147,6 +147,67 @@ int qf_ossl_set_fd_enter(struct pt_regs *ctx)
     return 0;
 }
 
+/* ---- server name (SNI, RFC 6066 §3): set once per connection, before its handshake ------- */
+
+#define QF_SSL_CTRL_SET_TLSEXT_HOSTNAME 55  /* OpenSSL ssl.h */
+#define QF_TLSEXT_NAMETYPE_host_name 0
+#define QF_GNUTLS_NAME_DNS 1
+
+/* Copy the name at `name` (NUL-terminated, or `len` bytes when len > 0) into an SNI record.
+ * Built in the per-CPU scratch record: it is too big for the 512-byte BPF stack budget. */
+static __always_inline int qf_emit_sni(struct pt_regs *ctx, u64 ptr, u64 name, u64 len)
+{
+    u64 pt = bpf_get_current_pid_tgid();
+    if (!name || qf_skipped_pid(pt >> 32))
+        return 0;
+    u32 zero = 0;
+    struct qf_sni_event *e = (struct qf_sni_event *)qf_scratch.lookup(&zero);
+    if (!e)
+        return 0;
+    qf_fill_hdr(&e->h, QF_EV_SNI, -1);
+    e->tls_ptr = ptr;
+    if (len) {
+        if (len > QF_SNI_LEN - 1)
+            len = QF_SNI_LEN - 1;
+        asm volatile("" : "+r"(len));  /* keep the bound visible to the verifier */
+        len &= QF_SNI_LEN - 1;
+        if (bpf_probe_read_user(e->name, len, (void *)name) != 0)
+            return 0;
+        e->name[len] = 0;
+    } else if (bpf_probe_read_user_str(e->name, QF_SNI_LEN, (void *)name) <= 0) {
+        return 0;
+    }
+    qf_submit(ctx, e, sizeof(*e));
+    return 0;
+}
+
+/* long SSL_ctrl(SSL *s, int cmd, long larg, void *parg): OpenSSL's SSL_set_tlsext_host_name
+ * is a macro for SSL_ctrl(s, 55, TLSEXT_NAMETYPE_host_name, name). SSL_ctrl serves many other
+ * commands too, so the command is the first thing looked at. */
+int qf_ossl_ctrl_enter(struct pt_regs *ctx)
+{
+    if ((int)PT_REGS_PARM2(ctx) != QF_SSL_CTRL_SET_TLSEXT_HOSTNAME ||
+        PT_REGS_PARM3(ctx) != QF_TLSEXT_NAMETYPE_host_name)
+        return 0;
+    return qf_emit_sni(ctx, PT_REGS_PARM1(ctx), PT_REGS_PARM4(ctx), 0);
+}
+
+/* int SSL_set_tlsext_host_name(SSL *ssl, const char *name): a function in BoringSSL. */
+int qf_ossl_set_sni_enter(struct pt_regs *ctx)
+{
+    return qf_emit_sni(ctx, PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), 0);
+}
+
+/* int gnutls_server_name_set(gnutls_session_t session, gnutls_server_name_type_t type,
+ *                            const void *name, size_t name_length): not NUL-terminated. */
+int qf_gnutls_sni_enter(struct pt_regs *ctx)
+{
+    u64 len = PT_REGS_PARM4(ctx);
+    if ((int)PT_REGS_PARM2(ctx) != QF_GNUTLS_NAME_DNS || len == 0)
+        return 0;
+    return qf_emit_sni(ctx, PT_REGS_PARM1(ctx), PT_REGS_PARM3(ctx), len);
+}
+
 /* ---- GnuTLS ----------------------------------------------------------------------------- */
 
 /* ssize_t gnutls_record_send(gnutls_session_t session, const void *data, size_t data_size) */
