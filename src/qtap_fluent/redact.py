@@ -119,6 +119,8 @@ def glob_to_lua_pattern(name: str) -> str:
 
 #: Names whose verdict a ``_Names`` remembers (header names and JSON keys repeat endlessly).
 MEMO_LIMIT = 4096
+#: Longest URL whose redaction a ``Redactor`` remembers (bounds the memo's memory).
+MEMO_MAX_URL = 1024
 
 
 class _Names:
@@ -182,6 +184,8 @@ _STRING = re.compile(r'"(?:[^"\\\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"'
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _LITERAL = re.compile(r"true|false|null")
 _BRACKETS = re.compile(r"[{}\[\]]")
+#: JSON's whitespace characters (RFC 8259 §2), one at a time.
+_JSON_SPACE = frozenset(" \t\r\n")
 #: What _redact_text takes for JSON: optional whitespace, then an object or an array.
 _JSON_START = re.compile(rb"[ \t\r\n]*[{\[]")
 
@@ -218,6 +222,13 @@ class Redactor:
         # Built once: json.loads with a hook would build a decoder per call. The hook keeps no
         # state (it raises on a match), so sharing the Redactor between threads stays safe.
         self._scan_keys = json.JSONDecoder(object_pairs_hook=self._check_keys).decode
+        #: URL with a query -> redacted URL: a pure function of the URL (like ``_Names``'
+        #: memo), so sharing it between threads is harmless. Queries repeat (a record carries
+        #: its query in ``url`` and ``:path``; clients repeat theirs); starts over when full.
+        self._url_memo: dict[str, str] = {}
+        #: Header names whose values are kept as they are (not secret, not a URL header): the
+        #: no-secret check skips them with one set lookup (bounded like ``_Names``' memo).
+        self._safe_headers: set[str] = set()
 
     # -- pieces -------------------------------------------------------------------------------
     def redact_headers(self, headers: Mapping[str, Any]) -> dict[str, Any]:
@@ -237,6 +248,17 @@ class Redactor:
         q = url.find("?")
         if q < 0:
             return url
+        memo = self._url_memo
+        out = memo.get(url)
+        if out is None:
+            out = self._redact_url(url, q)
+            if len(memo) >= MEMO_LIMIT:
+                memo.clear()
+            if len(url) <= MEMO_MAX_URL:
+                memo[url] = out
+        return out
+
+    def _redact_url(self, url: str, q: int) -> str:
         h = url.find("#", q)
         end = len(url) if h < 0 else h
         query = self.redact_query(url[q + 1 : end])
@@ -365,14 +387,17 @@ class Redactor:
                                          body=rs.body or None))
 
     def _headers_unchanged(self, headers: Iterable[tuple[str, str]]) -> bool:
-        names = self.headers
-        known = names._memo.get  # the verdicts names has already reached, without a call
+        safe = self._safe_headers  # names known to be neither secret nor URL headers
         for name, value in headers:
-            hit = known(name)
-            if hit or (hit is None and name in names):
+            if name in safe:
+                continue
+            if name in self.headers:
                 return False
-            if "?" in value and name.lower() in _URL_HEADERS and self.redact_url(value) != value:
-                return False
+            if name.lower() in _URL_HEADERS:
+                if "?" in value and self.redact_url(value) != value:
+                    return False
+            elif len(safe) < MEMO_LIMIT:
+                safe.add(name)  # a pure function of the name: sharing it between threads is harmless
         return True
 
     def _body_unchanged(self, body: bytes | None, content_type: str) -> bool:
@@ -394,12 +419,27 @@ class Redactor:
 
     def _json_unchanged(self, text: str) -> bool:
         """No member key matches and the nesting is within MAX_JSON_DEPTH (else: maybe)."""
-        needles = self.json_keys.needles
-        # ASCII without escapes: every key stands in the text as written, so a matching key
-        # puts one of the needles into the lower-cased text: none there, no match.
-        if (needles is not None and text.isascii() and "\\" not in text and _shallow(text)
-                and needles.search(text.lower()) is None):
-            return True
+        if "\\" not in text:
+            needles = self.json_keys.needles
+            # ASCII without escapes: every key stands in the text as written, so a matching
+            # key puts one of the needles into the lower-cased text: none there, no match.
+            if (needles is not None and text.isascii() and _shallow(text)
+                    and needles.search(text.lower()) is None):
+                return True
+            # Without escapes every '"' opens or closes a string, so the odd pieces of a split
+            # on '"' are the strings as written, and a string followed by ':' is a member name
+            # (RFC 8259 §4): checking those few names is exact, and cheaper than parsing. (Not
+            # JSON after all? Then the rewriter keeps the text: "maybe" was safe.)
+            pieces = text.split('"')
+            keys = self.json_keys
+            known = keys._memo.get  # verdicts already reached, without a method call
+            for name, after in zip(pieces[1:-1:2], pieces[2::2]):
+                c = after[:1]
+                if c == ":" or (c in _JSON_SPACE and after.lstrip(" \t\r\n")[:1] == ":"):
+                    hit = known(name)
+                    if hit or (hit is None and name in keys):
+                        return False
+            return _shallow(text) or _max_depth(text) <= MAX_JSON_DEPTH
         try:
             # Where this parser and the rewriter disagree (NaN, invalid text) the rewriter
             # returns the text unchanged, or this call fails: either way the answer holds.

@@ -16,7 +16,7 @@ from qtap_fluent.agent.events import Address, CloseEvent, DataEvent, Direction, 
 from qtap_fluent.agent.ids import XidGenerator
 from qtap_fluent.agent.policy import HttpCapture, Policy
 from qtap_fluent.agent.runner import Runner
-from qtap_fluent.records import HttpTransaction
+from qtap_fluent.records import HttpTransaction, go_json
 from qtap_fluent.sinks.base import Result
 
 GOLDEN = Path(__file__).resolve().parent.parent / "data" / "agent" / "golden"
@@ -57,6 +57,10 @@ class ListOutput:
         pass
 
     def write(self, record: HttpTransaction, line: str) -> Result:
+        if line.startswith("{"):
+            # The core builds the JSON from a map made in the same pass as the record
+            # (build.record): it must be exactly the record's own map, byte for byte.
+            assert line == go_json(record.to_dict())
         self.records.append(record)
         self.lines.append(line)
         return Result.OK

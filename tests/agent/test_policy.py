@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qtap_fluent.agent.policy import Policy
 from qtap_fluent.agent.qtapconfig import load_policy
@@ -319,3 +321,47 @@ def test_bad_config_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         policy(tmp_path, "tap:\n  http:\n    stack: nope\n")
     assert info.value.problems
+
+
+def test_redactor_url_memo_is_bounded_and_exact() -> None:
+    from qtap_fluent import redact
+
+    red = Redactor()
+    url = "http://h/p?a=1&token=abc#frag"
+    assert red.redact_url(url) == "http://h/p?a=1&token=[REDACTED]#frag"
+    assert red.redact_url(url) == "http://h/p?a=1&token=[REDACTED]#frag"  # from the memo
+    long_url = "http://h/p?token=x&pad=" + "y" * redact.MEMO_MAX_URL
+    assert red.redact_url(long_url).startswith("http://h/p?token=[REDACTED]&pad=yyy")
+    assert long_url not in red._url_memo
+    for i in range(redact.MEMO_LIMIT + 10):
+        assert red.redact_url(f"/x?key={i}") == "/x?key=[REDACTED]"
+    assert len(red._url_memo) <= redact.MEMO_LIMIT
+
+
+_keys = st.sampled_from(["id", "name", "token", "Password", "my_secret_x", "total_tokens", ":",
+                         'a"b', "c\\d", "\u00e9t\u00e9", "sessi\u00f3n", " key ", "x:y"])
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.sampled_from(["", ":", '"', "a:b", "\\", "v"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_keys, inner, max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_keys, _json, max_size=4), st.sampled_from([None, 1]), st.booleans())
+def test_no_secret_body_check_agrees_with_the_rewriter(
+        value: dict[str, Any], indent: int | None, ascii_only: bool) -> None:
+    """The redactor's cheap "nothing to mask" answer for JSON bodies (used at source on every
+    record) is never wrong, and for text without escapes it is exact: no false "maybe"."""
+    from qtap_fluent.records import HttpTransaction, Metadata, Request, Response
+
+    red = Redactor()
+    text = json.dumps(value, indent=indent, ensure_ascii=ascii_only)
+    rec = HttpTransaction(metadata=Metadata(), request=Request(method="POST", url="/"),
+                          response=Response(status=200, body=text.encode()),
+                          transaction_time_ns=1)
+    before = rec.to_dict()
+    changed = red.redact_record(before) != before
+    if red.leaves_unchanged(rec):
+        assert not changed
+    elif "\\" not in text:
+        assert changed

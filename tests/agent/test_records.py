@@ -182,3 +182,74 @@ def test_quick_init_keeps_frozen_keyword_only_defaults() -> None:
         Response(status=200, colour="red")  # type: ignore[call-arg]
     with pytest.raises(TypeError):
         Response(200)  # type: ignore[call-arg]
+
+
+# -- fast constructors and the record map built in the same pass --------------------------------
+def test_fast_new_builds_ordinary_frozen_instances() -> None:
+    import dataclasses
+    import inspect
+    import pickle
+
+    from qtap_fluent.agent import assembler
+    from qtap_fluent.agent.protocols import events
+    from qtap_fluent.records import fast_new
+
+    for cls in (Metadata, Request, Response, HttpTransaction, events.Body, events.RequestHead):
+        make = fast_new(cls)
+        params = list(inspect.signature(make).parameters.values())
+        assert [p.name for p in params] == [f.name for f in dataclasses.fields(cls)], cls
+        assert all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params), cls
+    m = fast_new(Metadata)(process_id="1", tags=("a",))
+    # positional, in field order (the hot path's calls), with trailing defaults
+    assert fast_new(Request)("GET", "/u", "http") == Request(method="GET", url="/u", scheme="http")
+    assert fast_new(events.Body)(b"x", True, 1) == events.Body(data=b"x", truncated=True,
+                                                                wire_len=1)
+    assert type(m) is Metadata and m == Metadata(process_id="1", tags=("a",))
+    assert hash(m) == hash(Metadata(process_id="1", tags=("a",))) and m.process_exe == ""
+    assert pickle.loads(pickle.dumps(m)) == m and dataclasses.replace(m, pod_name="p").pod_name == "p"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        m.process_id = "2"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        fast_new(Request)(method="GET")  # url is required
+    with pytest.raises(TypeError):
+        fast_new(Response)(status=200, colour="red")
+    # a plain (not frozen) slotted dataclass gets plain stores and stays mutable
+    ex = assembler._new_exchange(**{f.name: None for f in dataclasses.fields(assembler.Exchange)})
+    ex.status = 200
+    assert type(ex) is assembler.Exchange and ex.status == 200 and ex.reset_code is None
+
+
+def test_record_map_is_read_by_to_json_but_never_handed_out() -> None:
+    rec = minimal(direction="ingress")
+    wanted = rec.to_json()
+    rec.with_map(rec.to_dict())
+    assert rec.to_json() == wanted
+    handed = rec.to_dict()
+    handed["direction"] = "changed"  # a caller's copy: the record's own map is untouched
+    assert rec.to_json() == wanted and rec.to_dict()["direction"] == "ingress"
+    assert rec == minimal(direction="ingress")  # the map is no field: equality ignores it
+
+
+def test_rfc3339nano_one_entry_cache_follows_the_second() -> None:
+    base = 1_761_235_661_000_000_000
+    assert rfc3339nano(base + 5) == "2025-10-23T16:07:41.000000005Z"
+    assert rfc3339nano(base + 1_000_000_000) == "2025-10-23T16:07:42Z"
+    assert rfc3339nano(base + 7) == "2025-10-23T16:07:41.000000007Z"  # back to an older second
+
+
+def test_xid_matches_the_plain_base32hex_encoding() -> None:
+    import base64
+    import hashlib
+
+    from qtap_fluent.agent.ids import XidGenerator
+
+    for machine, pid, start in (("a", 0, 0), ("qtap-fluent", 65535, 0xFFFFF0), ("h", 4242, 7)):
+        gen = XidGenerator(machine, pid, start)
+        prefix = hashlib.md5(machine.encode(), usedforsecurity=False).digest()[:3] + (
+            pid & 0xFFFF).to_bytes(2, "big")
+        for k in range(1, 40):  # crosses the 24-bit counter wrap and several seconds
+            ts = 1_767_225_600_000_000_000 + k * 300_000_000
+            raw = (ts // 1_000_000_000).to_bytes(4, "big") + prefix + (
+                (start + k) & 0xFFFFFF).to_bytes(3, "big")
+            want = base64.b32hexencode(raw)[:20].decode().lower()
+            assert gen.new(ts) == want, (machine, k)

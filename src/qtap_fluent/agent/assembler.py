@@ -26,6 +26,7 @@ from qtap_fluent.agent.protocols.events import (
     StreamReset,
     Tunnel,
 )
+from qtap_fluent.records import fast_new
 
 if TYPE_CHECKING:
     from qtap_fluent.agent.tracker import Connection
@@ -199,16 +200,20 @@ class Pairing:
         protocol = conn.protocol
         if o.head.grpc or (response is not None and response.grpc):
             protocol = "grpc"
-        return Exchange(
-            conn_id=conn.conn_id, connection_id=conn.connection_id,
-            request_id=conn.ids.new(o.ts), pid=conn.pid, exe=conn.exe,
-            container_id=conn.container_id, local=conn.local, remote=conn.remote,
-            client=conn.client, direction=conn.direction, tls=conn.tls, sni=conn.sni,
-            protocol=protocol, request=o.head, request_body=o.body, request_trailers=o.trailers,
-            response=response, response_body=body, response_trailers=trailers, status=status,
-            request_ts_ns=o.ts, response_ts_ns=o.response_ts, end_ts_ns=ts,
-            bytes_sent=sent, bytes_received=received, reset_code=o.reset)
+        # Positional, in Exchange's field order (records.fast_new: 26 keyword arguments would
+        # cost ~14,000 instructions per transaction in CPython 3.11).
+        return _new_exchange(
+            conn.conn_id, conn.connection_id, conn.ids.new(o.ts),  # conn_id, connection_id, request_id
+            conn.pid, conn.exe, conn.container_id,  # pid, exe, container_id
+            conn.local, conn.remote, conn.client, conn.direction,  # local, remote, client, direction
+            conn.tls, conn.sni, protocol,  # tls, sni, protocol
+            o.head, o.body, o.trailers,  # request, request_body, request_trailers
+            response, body, trailers, status,  # response, response_body, response_trailers, status
+            o.ts, o.response_ts, ts,  # request_ts_ns, response_ts_ns, end_ts_ns
+            sent, received, o.reset)  # bytes_sent, bytes_received, reset_code
 
+
+_new_exchange = fast_new(Exchange)
 
 #: Protocol event type -> what the pairing does with it: the whole state machine in one table.
 _HANDLERS: dict[type, Callable[[Pairing, Any, int, list[Exchange]], None]] = {

@@ -10,7 +10,16 @@ import os
 from typing import Any
 
 from qtap_fluent.agent.assembler import Exchange
-from qtap_fluent.records import Headers, HttpTransaction, Metadata, Request, Response
+from qtap_fluent.records import (
+    Headers,
+    HttpTransaction,
+    Metadata,
+    Request,
+    Response,
+    b64,
+    fast_new,
+    rfc3339nano,
+)
 
 NONE, SUMMARY, HEADERS, FULL = "none", "summary", "headers", "full"
 LEVELS = (NONE, SUMMARY, HEADERS, FULL)
@@ -62,6 +71,10 @@ def _is_ip(host: str) -> bool:
     return host.replace(".", "").isdigit() or ":" in host
 
 
+#: authority -> domain ("" for an address): connections repeat their Host for every request.
+_domains: dict[str, str] = {}
+
+
 class Parts:
     """Derived request facts shared by the record and the rule context."""
 
@@ -86,8 +99,13 @@ class Parts:
         q = target.find("?")
         self.path = target if q < 0 else target[:q]
         self.url = f"{self.scheme}://{authority}{target}" if authority else target
-        host = split_authority(authority)
-        self.domain = "" if not host or _is_ip(host) else host.lower()
+        domain = _domains.get(authority)
+        if domain is None:
+            host = split_authority(authority)
+            domain = "" if not host or _is_ip(host) else host.lower()
+            if len(_domains) < 4096:
+                _domains[authority] = domain
+        self.domain = domain
         self.endpoint = self.domain or ex.sni or (ex.remote.ip if ex.remote else "")
 
 
@@ -113,8 +131,21 @@ def tags(ex: Exchange) -> tuple[str, ...]:
     return out
 
 
+#: Keys of the record map written even when empty (records.py: not omitempty).
+_ALWAYS = frozenset({"metadata", "request", "response", "transaction_time", "method", "url"})
+_new_transaction = fast_new(HttpTransaction)
+_new_metadata = fast_new(Metadata)
+_new_request = fast_new(Request)
+_new_response = fast_new(Response)
+
+
 def record(ex: Exchange, level: str, parts: Parts | None = None) -> HttpTransaction:
-    """The Qtap record of ``ex`` at ``level`` (summary, headers or full)."""
+    """The Qtap record of ``ex`` at ``level`` (summary, headers or full).
+
+    One pass: the typed record and the map ``to_dict`` would give are built together and the
+    map rides along (``HttpTransaction.with_map``), so encoding does not walk the record again.
+    The map follows ``records``' omitempty rules; tests compare it with ``to_dict``.
+    """
     p = parts or Parts(ex)
     req, res = ex.request, ex.response
     rq = first_values(req.headers)
@@ -131,32 +162,77 @@ def record(ex: Exchange, level: str, parts: Parts | None = None) -> HttpTransact
         rq.setdefault(":method", req.method)
         rq.setdefault(":path", p.target)
         rq.setdefault(":scheme", p.scheme)
-        req_headers = tuple(rq.items())
+        req_headers = tuple(sorted(rq.items()))  # Go sorts map keys; names are unique here
         if res is not None:
             rs.setdefault(":status", str(res.status))
             te = rs.get("Transfer-Encoding")
             if te:
                 rs[":transfer-encoding"] = te
-            res_headers = tuple(rs.items())
-    full = level == FULL
+            res_headers = tuple(sorted(rs.items()))
+    req_body = res_body = None
+    if level == FULL:
+        if ex.request_body is not None:
+            req_body = ex.request_body.data
+        if ex.response_body is not None:
+            res_body = ex.response_body.data
     duration = 0
     if ex.response_ts_ns and ex.request_ts_ns:
         duration = max(1, (ex.response_ts_ns - ex.request_ts_ns) // 1_000_000)
-    return HttpTransaction(
-        metadata=Metadata(
-            process_id=str(ex.pid) if ex.pid else "", process_exe=ex.exe,
-            bytes_sent=ex.bytes_sent, bytes_received=ex.bytes_received,
-            connection_id=ex.connection_id, endpoint_id=p.endpoint, tags=tags(ex)),
-        request=Request(
-            method=req.method, url=p.url, scheme=p.scheme, path=p.path, authority=p.authority,
-            protocol=ex.protocol, request_id=ex.request_id, user_agent=user_agent,
-            content_type=req_type, headers=req_headers,
-            body=ex.request_body.data if full and ex.request_body else None),
-        response=Response(
-            status=ex.status, content_type=res_type, headers=res_headers,
-            body=ex.response_body.data if full and ex.response_body else None),
-        transaction_time_ns=ex.end_ts_ns, duration_ms=duration, direction=ex.direction,
-        container_id=ex.container_id)
+    pid = str(ex.pid) if ex.pid else ""
+    tag_list = tags(ex)
+    # Positional, in field order (records.fast_new: keyword arguments cost more than the
+    # objects themselves); the field names are in the comments.
+    metadata = _new_metadata(
+        pid, ex.exe,  # process_id, process_exe
+        "", "", "", "",  # container_name, container_image, pod_name, pod_namespace
+        ex.bytes_sent, ex.bytes_received, "",  # bytes_sent, bytes_received, request_id
+        ex.connection_id, p.endpoint, tag_list)  # connection_id, endpoint_id, tags
+    request = _new_request(
+        req.method, p.url, p.scheme, p.path,  # method, url, scheme, path
+        p.authority, ex.protocol, ex.request_id,  # authority, protocol, request_id
+        user_agent, req_type, req_headers, req_body)  # user_agent, content_type, headers, body
+    response = _new_response(ex.status, res_type, res_headers, res_body)  # same names
+    rec = _new_transaction(
+        metadata, request, response,  # metadata, request, response
+        ex.end_ts_ns, duration, ex.direction,  # transaction_time_ns, duration_ms, direction
+        ex.container_id)  # container_id
+
+    # -- the same record as the map to_dict gives (records.py: key order and omitempty) -------
+    # Dict displays for the keys that are rarely empty (one build step instead of a test and
+    # a store per key), filtered in the rare case one is empty; then the often empty ones.
+    exe, sent, received, cid, endpoint = ex.exe, ex.bytes_sent, ex.bytes_received, \
+        ex.connection_id, p.endpoint
+    m: dict[str, Any] = {"process_id": pid, "process_exe": exe, "bytes_sent": sent,
+                         "bytes_received": received, "connection_id": cid,
+                         "endpoint_id": endpoint, "tags": list(tag_list)}
+    if not (pid and exe and sent and received and cid and endpoint and tag_list):
+        m = {k: v for k, v in m.items() if v}  # every metadata key is omitempty
+    q: dict[str, Any] = {"method": req.method, "url": p.url, "scheme": p.scheme, "path": p.path,
+                         "authority": p.authority, "protocol": ex.protocol,
+                         "request_id": ex.request_id}
+    if not (p.scheme and p.path and p.authority and ex.protocol and ex.request_id):
+        q = {k: v for k, v in q.items() if v or k in _ALWAYS}
+    if user_agent:
+        q["user_agent"] = user_agent
+    if req_type:
+        q["content_type"] = req_type
+    if req_headers:
+        q["headers"] = dict(req_headers)
+    if req_body:
+        q["body"] = b64(req_body)
+    r: dict[str, Any] = {"status": ex.status}
+    if res_type:
+        r["content_type"] = res_type
+    if res_headers:
+        r["headers"] = dict(res_headers)
+    if res_body:
+        r["body"] = b64(res_body)
+    d: dict[str, Any] = {"metadata": m, "request": q, "response": r,
+                         "transaction_time": rfc3339nano(ex.end_ts_ns), "duration_ms": duration,
+                         "direction": ex.direction}
+    if not (duration and ex.direction):
+        d = {k: v for k, v in d.items() if v or k in _ALWAYS}
+    return rec.with_map(d)
 
 
 def _lower_first(headers: Headers) -> dict[str, str]:

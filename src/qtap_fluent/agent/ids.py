@@ -22,7 +22,7 @@ _PAIRS = [_DIGITS[i >> 5] + _DIGITS[i & 31] for i in range(1024)]
 class XidGenerator:
     """Sequential xids for one agent process."""
 
-    __slots__ = ("_counter", "_head", "_prefix", "_sec", "_tail_base")
+    __slots__ = ("_counter", "_head", "_low_base", "_mid", "_prefix", "_sec")
 
     def __init__(self, machine: str, pid: int, counter: int = 0) -> None:
         self._prefix = hashlib.md5(machine.encode(), usedforsecurity=False).digest()[:3] + (
@@ -30,8 +30,13 @@ class XidGenerator:
         self._counter = counter & 0xFFFFFF
         self._sec = -1
         self._head = ""
-        # bytes 5..11 = prefix[1:5] + counter (3 bytes); base32 digits 8..19 cover them.
-        self._tail_base = int.from_bytes(self._prefix[1:5], "big") << 24
+        # Digits 8..19 encode bytes 5..11 (prefix[1:5], 32 bits, then the 24-bit counter) and
+        # 4 padding bits: v = tail << 28 | counter << 4. Digits 8..13 (bits 30..59) depend on
+        # the tail only; digits 14..19 are the low 30 bits, a small int cheap to split.
+        tail = int.from_bytes(self._prefix[1:5], "big")
+        v = tail << 28
+        self._mid = "".join(_PAIRS[(v >> s) & 1023] for s in (50, 40, 30))
+        self._low_base = (tail & 3) << 28
 
     def new(self, ts_ns: int) -> str:
         """A fresh id stamped with ``ts_ns`` (nanoseconds since the epoch)."""
@@ -39,8 +44,7 @@ class XidGenerator:
         sec = (ts_ns // 1_000_000_000) & 0xFFFFFFFF
         if sec != self._sec:  # digits 0..7 = bytes 0..4 = timestamp + prefix[0]
             self._sec = sec
-            self._head = _encode(sec.to_bytes(4, "big") + self._prefix + b"\0\0\0")[:8]
-        v = (self._tail_base | counter) << 4  # 56 bits + 4 padding bits = 12 digits
+            self._head = _encode(sec.to_bytes(4, "big") + self._prefix + b"\0\0\0")[:8] + self._mid
+        w = self._low_base | counter << 4
         p = _PAIRS
-        return (self._head + p[(v >> 50) & 1023] + p[(v >> 40) & 1023] + p[(v >> 30) & 1023]
-                + p[(v >> 20) & 1023] + p[(v >> 10) & 1023] + p[v & 1023])
+        return self._head + p[w >> 20] + p[(w >> 10) & 1023] + p[w & 1023]

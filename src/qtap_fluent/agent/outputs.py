@@ -18,6 +18,8 @@ from qtap_fluent.errors import UsageError
 from qtap_fluent.records import HttpTransaction, docker_shape, structured_shape
 from qtap_fluent.sinks.base import Result
 
+#: Result members as constants: an enum member lookup costs ~1,000 instructions in CPython 3.11.
+_OK, _RETRY, _ERROR = Result.OK, Result.RETRY, Result.ERROR
 DEFAULT_TAG = "docker.qtap"
 DEFAULT_FORWARD = "127.0.0.1:24224"
 
@@ -67,22 +69,22 @@ class StreamOutput:
         try:
             self._stream.write(data.encode("utf-8"))
         except BrokenPipeError:
-            return Result.ERROR
+            return _ERROR
         except OSError:
-            return Result.RETRY
-        return Result.OK
+            return _RETRY
+        return _OK
 
     def close(self) -> Result:
         if self._stream is None:
-            return Result.OK
+            return _OK
         try:
             self._stream.flush()
             if self._owned:
                 os.fsync(self._stream.fileno())
                 self._stream.close()
         except OSError:
-            return Result.ERROR
-        return Result.OK
+            return _ERROR
+        return _OK
 
 
 class ForwardOutput:
@@ -115,12 +117,12 @@ class ForwardOutput:
         else:
             body = docker_shape(line.rstrip("\n"), o.container_id, o.container_name)
         self._client.emit(o.tag, body, record.transaction_time_ns / 1e9)
-        return Result.OK
+        return _OK
 
     def close(self) -> Result:
         if self._client is None:
-            return Result.OK
-        return Result.OK if self._client.close(timeout=30.0) else Result.RETRY
+            return _OK
+        return _OK if self._client.close(timeout=30.0) else _RETRY
 
 
 def _stdout(o: OutputOptions) -> Output:

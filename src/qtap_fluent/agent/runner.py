@@ -17,6 +17,7 @@ from qtap_fluent.records import HttpTransaction
 from qtap_fluent.sinks.base import Result
 
 EVICT_EVERY_NS = 1_000_000_000
+_OK = Result.OK  # an enum member as a constant: cheaper per record than Result.OK (CPython 3.11)
 
 
 class Runner:
@@ -51,7 +52,7 @@ class Runner:
             return None
         line = rec.to_text() if decision.format == "text" else rec.to_json()
         result = self.output.write(rec, line)
-        if result is Result.OK:
+        if result is _OK:
             self.counters.transactions_emitted += 1
         else:
             key = f"output_{result.value}"

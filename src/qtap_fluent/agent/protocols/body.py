@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import brotli
 
-from qtap_fluent.agent.protocols.events import EMPTY_BODY, Body
+from qtap_fluent.agent.protocols.events import EMPTY_BODY, Body, new_body
 
 #: Default cap on one body, decoded. Qtap's --http-buffer-size default is 2 MB (qtap.md §5).
 DEFAULT_BODY_LIMIT = 2 * 1024 * 1024
@@ -80,7 +80,7 @@ class BodyCollector:
     def __init__(self, limit: int, encoding: str = "", budget: Budget = UNLIMITED) -> None:
         self.limit = limit
         self.budget = budget
-        self.encoding = encoding.strip().lower()
+        self.encoding = encoding.strip().lower() if encoding else ""
         self._parts: list[bytes] = []
         self._kept = 0
         self.wire_len = 0
@@ -88,21 +88,23 @@ class BodyCollector:
 
     def add(self, data: bytes) -> None:
         """Append payload bytes (already de-chunked); bytes past the limit are counted only."""
-        self.wire_len += len(data)
+        n = len(data)
+        self.wire_len += n
         budget = self.budget
         own = self.limit - self._kept
         shared = budget.limit - budget.used
-        room = min(shared, own)
-        if len(data) > room:
+        room = min(own, shared)
+        if n > room:
             if shared < own:  # cut by the shared bound, not the body's own limit
-                budget.dropped += len(data) - max(room, 0)
+                budget.dropped += n - max(room, 0)
             self.lost = True
             if room <= 0:
                 return
             data = data[:room]
+            n = room
         self._parts.append(data)
-        self._kept += len(data)
-        budget.used += len(data)
+        self._kept += n
+        budget.used += n
 
     def gap(self, n: int) -> None:
         """``n`` payload bytes were not captured (DataEvent.truncated)."""
@@ -119,13 +121,14 @@ class BodyCollector:
         """The body as it stands; ``complete=False`` when the message ended before its end."""
         if not self._parts and not self.lost and complete:
             return EMPTY_BODY
-        raw = b"".join(self._parts)
+        parts = self._parts
+        raw = parts[0] if len(parts) == 1 else b"".join(parts)
         self.budget.used -= self._kept  # the finished body leaves the parser's hands
         self._kept = 0
         self._parts = []
         truncated = self.lost or not complete
         if not self.encoding or self.encoding == "identity" or not raw:
-            return Body(data=raw, truncated=truncated, wire_len=self.wire_len)
+            return new_body(raw, truncated, self.wire_len)  # data, truncated, wire_len
         decoder = DECODERS.get(self.encoding)
         if decoder is None:
             return Body(data=raw, truncated=truncated, wire_len=self.wire_len,

@@ -26,17 +26,17 @@ from qtap_fluent.agent.protocols.events import (
     Desync,
     Headers,
     ProtocolEvent,
-    RequestEnd,
-    RequestHead,
-    ResponseEnd,
-    ResponseHead,
     Tunnel,
+    new_request_end,
+    new_request_head,
+    new_response_end,
+    new_response_head,
 )
 
 #: Methods whose response framing llhttp cannot know from the response alone (RFC 9112 §6.3).
 _HEADLESS_BODY = frozenset({"HEAD", "CONNECT"})
-#: len("content-length"), len("content-encoding"), len("transfer-encoding")
-_FRAMING_NAME_LENGTHS = frozenset({14, 16, 17})
+#: len("host"), len("content-length"), len("content-encoding"), len("transfer-encoding")
+_SCANNED_NAME_LENGTHS = frozenset({4, 14, 16, 17})
 #: Largest header block we buffer when cutting it ourselves (llhttp's own default is 80 KiB).
 MAX_HEADER_BLOCK = 80 * 1024
 #: Bytes a client may send after an Upgrade/CONNECT request before the answer; kept bounded.
@@ -47,14 +47,11 @@ MAX_HELD = 64 * 1024
 _METHODS: dict[bytes, str] = {}
 
 
-def _decode_fields(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
-    """Header fields as text: UTF-8 with replacement characters, what Go's JSON encoder makes
-    of non-UTF-8 header bytes. Strict decoding first: the same result when it succeeds, and
-    the cheaper call for the usual ASCII fields."""
-    try:
-        return [(n.decode(), v.decode()) for n, v in raw]
-    except UnicodeDecodeError:
-        return [(n.decode("utf-8", "replace"), v.decode("utf-8", "replace")) for n, v in raw]
+def _decode_field(name: bytes, value: bytes) -> tuple[str, str]:
+    """A header field as text: UTF-8 with replacement characters, what Go's JSON encoder makes
+    of non-UTF-8 header bytes (called only when strict decoding failed: the same result when
+    it succeeds, and the cheaper call for the usual ASCII fields)."""
+    return name.decode("utf-8", "replace"), value.decode("utf-8", "replace")
 
 
 class _Side:
@@ -77,8 +74,8 @@ class _Side:
 
     def __init__(self, conn: Http1Connection) -> None:
         self.conn = conn
-        #: Fields as llhttp hands them over: the header section's, then the trailer section's.
-        self.raw: list[tuple[bytes, bytes]] = []
+        #: Decoded fields as llhttp hands them over: the header section's, then the trailers.
+        self.raw: list[tuple[str, str]] = []
         self.in_headers = True
         self.body: BodyCollector | None = None  #: created at the first body byte
         self.active = False  #: headers complete and the message has not ended yet
@@ -97,17 +94,21 @@ class _Side:
         self.active = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        # Called for every field of every message: keep the bytes, decode the block at once.
-        self.raw.append((name, value))
+        # Called for every field of every message (httptools joins a field split across feeds
+        # before calling): decode it here, strictly first (exceptions cost nothing until raised).
+        try:
+            self.raw.append((name.decode(), value.decode()))
+        except UnicodeDecodeError:
+            self.raw.append(_decode_field(name, value))
 
-    def _take_headers(self) -> list[tuple[str, str]]:
+    def _take_headers(self) -> Headers:
         """The header section is complete: decode it; fields from now on are trailers."""
         raw = self.raw
         self.raw = []
-        return _decode_fields(raw) if raw else []
+        return tuple(raw) if raw else ()
 
     def _trailers(self) -> Headers:
-        return tuple(_decode_fields(self.raw)) if self.raw else ()
+        return tuple(self.raw) if self.raw else ()
 
     def on_body(self, data: bytes) -> None:
         if self.framing == "length":
@@ -126,11 +127,13 @@ class _Side:
                 return
         body.add(data)
 
-    def _start_body(self, headers: list[tuple[str, str]]) -> None:
-        encoding = ""
+    def _start_body(self, headers: Headers, want_host: bool = False) -> str:
+        """Body framing and coding from the header section; the first Host when asked for."""
+        encoding = host = ""
         self.framing = "close"
         for name, value in headers:
-            if len(name) not in _FRAMING_NAME_LENGTHS:
+            n = len(name)
+            if n not in _SCANNED_NAME_LENGTHS:
                 continue  # most headers: skip the lower() (this runs for every message)
             lname = name.lower()
             if lname == "content-encoding":
@@ -143,10 +146,13 @@ class _Side:
                     self.remaining = 0
             elif lname == "transfer-encoding" and "chunked" in value.lower():
                 self.framing = "chunked"
+            elif want_host and lname == "host":
+                host, want_host = value, False
         self.encoding = encoding
         self.body = None
         self.active = True
         self.in_headers = False
+        return host
 
     def gap(self, n: int) -> bool:
         """Skip ``n`` lost bytes; False when that is impossible without guessing."""
@@ -186,22 +192,19 @@ class _RequestSide(_Side):
         method = _METHODS.get(raw_method)
         if method is None:
             method = _METHODS[raw_method] = raw_method.decode("ascii")
-        conn.next_request += 1
-        self.stream_id = conn.next_request
+        conn.next_request = sid = conn.next_request + 1
+        self.stream_id = sid
         headers = self._take_headers()
-        authority = ""
-        for name, value in headers:
-            if len(name) == 4 and name.lower() == "host":
-                authority = value
-                break
+        authority = self._start_body(headers, True)
         conn.pending.append(method)
         if method in _HEADLESS_BODY:
             conn.headless += 1
-        conn.events.append(RequestHead(
-            stream_id=self.stream_id, method=method, target=b"".join(self.url).decode("utf-8", "replace"),
-            version=parser.get_http_version(), authority=authority, scheme="",
-            headers=tuple(headers)))
-        self._start_body(headers)
+        url = self.url
+        target = (url[0] if len(url) == 1 else b"".join(url)).decode("utf-8", "replace")
+        # RequestHead fields in order: stream_id, method, target, version, authority, scheme,
+        # headers (positional: see events.py on the new_* constructors)
+        conn.events.append(new_request_head(
+            sid, method, target, parser.get_http_version(), authority, "", headers))
         if self.framing == "close":
             self.framing = "none"  # a request without length has no body (RFC 9112 §6.3 p6)
 
@@ -209,9 +212,9 @@ class _RequestSide(_Side):
         self.at_boundary = True
         self.active = False
         body = self.body
-        self.conn.events.append(RequestEnd(
-            stream_id=self.stream_id, body=body.finish() if body else EMPTY_BODY,
-            trailers=self._trailers()))
+        self.conn.events.append(new_request_end(  # stream_id, body, trailers
+            self.stream_id, body.finish() if body else EMPTY_BODY,
+            tuple(self.raw) if self.raw else ()))
 
     def feed(self, data: bytes) -> None:
         if self.waiting_upgrade:
@@ -274,16 +277,15 @@ class _ResponseSide(_Side):
             self.at_boundary = True
             conn.tunnel(self.stream_id, "h2c")
             return
-        conn.events.append(ResponseHead(
-            stream_id=self.stream_id, status=status, version=self.parser.get_http_version(),
-            headers=tuple(headers)))
+        conn.events.append(new_response_head(  # stream_id, status, version, headers
+            self.stream_id, status, self.parser.get_http_version(), headers))
         self._start_body(headers)
         tunnel = status == 101 or (method == "CONNECT" and 200 <= status < 300)
         if self.head_only or tunnel or method in _HEADLESS_BODY:
             self.framing = "none"
             self.at_boundary = True
             self.active = False
-            conn.events.append(ResponseEnd(stream_id=self.stream_id, body=EMPTY_BODY))
+            conn.events.append(new_response_end(self.stream_id, EMPTY_BODY))
             if tunnel:
                 conn.tunnel(self.stream_id, "101 Switching Protocols" if status == 101
                             else "CONNECT")
@@ -297,9 +299,9 @@ class _ResponseSide(_Side):
         self.active = False
         body = self.body
         self.body = None
-        self.conn.events.append(ResponseEnd(
-            stream_id=self.stream_id, body=body.finish() if body else EMPTY_BODY,
-            trailers=self._trailers()))
+        self.conn.events.append(new_response_end(  # stream_id, body, trailers
+            self.stream_id, body.finish() if body else EMPTY_BODY,
+            tuple(self.raw) if self.raw else ()))
         self.framing = "none"
 
     def _feed_parser(self, data: bytes) -> bool:
@@ -369,9 +371,8 @@ class _ResponseSide(_Side):
             return
         complete = self.framing == "close"
         body = self.body or BodyCollector(self.conn.body_limit, self.encoding, self.conn.budget)
-        self.conn.events.append(ResponseEnd(
-            stream_id=self.stream_id, body=body.finish(complete),
-            trailers=self._trailers()))
+        self.conn.events.append(new_response_end(
+            self.stream_id, body.finish(complete), self._trailers()))
         self.at_boundary = True
         self.active = False
         self.body = None
@@ -417,13 +418,27 @@ class Http1Connection:
         """Bytes the client sent (requests)."""
         if self.state == "http":
             self.request.feed(data)
-        return self._take()
+        events = self.events  # _take, inlined: this runs for every data event
+        if not events:
+            return []
+        self.events = []
+        return events
 
     def feed_server(self, data: bytes) -> list[ProtocolEvent]:
         """Bytes the server sent (responses)."""
         if self.state == "http":
-            self.response.feed(data)
-        return self._take()
+            response = self.response
+            if not self.headless and data:
+                # No HEAD/CONNECT awaits its answer: llhttp frames everything (the common
+                # case of _ResponseSide.feed, inlined).
+                response._feed_parser(data)
+            else:
+                response.feed(data)
+        events = self.events
+        if not events:
+            return []
+        self.events = []
+        return events
 
     def gap_client(self, n: int) -> list[ProtocolEvent]:
         """``n`` client bytes were lost by the capture."""

@@ -21,11 +21,11 @@ from qtap_fluent.agent.protocols.events import (
     Desync,
     Headers,
     ProtocolEvent,
-    RequestEnd,
-    RequestHead,
-    ResponseEnd,
-    ResponseHead,
     StreamReset,
+    new_request_end,
+    new_request_head,
+    new_response_end,
+    new_response_head,
 )
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  #: RFC 9113 §3.4
@@ -317,10 +317,11 @@ class Http2Connection:
         pseudo = dict(h for h in headers if h[0].startswith(":"))
         grpc = _is_grpc(headers)
         self.grpc = self.grpc or grpc
-        self.events.append(RequestHead(
-            stream_id=sid, method=pseudo.get(":method", ""), target=pseudo.get(":path", ""),
-            version="2", authority=pseudo.get(":authority", ""),
-            scheme=pseudo.get(":scheme", ""), headers=headers, grpc=grpc))
+        # RequestHead fields in order (positional, see events.py): stream_id, method, target,
+        # version, authority, scheme, headers, grpc
+        self.events.append(new_request_head(
+            sid, pseudo.get(":method", ""), pseudo.get(":path", ""), "2",
+            pseudo.get(":authority", ""), pseudo.get(":scheme", ""), headers, grpc))
         stream.req_body = BodyCollector(self.body_limit, _encoding(headers), self.budget)
         if end_stream:
             self._end_request(sid, stream, ())
@@ -339,8 +340,8 @@ class Http2Connection:
             return  # informational (RFC 9113 §8.1): the final response follows
         stream.response_seen = True
         grpc = _is_grpc(headers)
-        self.events.append(ResponseHead(stream_id=sid, status=status, version="2",
-                                        headers=headers, grpc=grpc))
+        # stream_id, status, version, headers, grpc
+        self.events.append(new_response_head(sid, status, "2", headers, grpc))
         stream.res_body = BodyCollector(self.body_limit, _encoding(headers), self.budget)
         if end_stream:
             self._end_response(sid, stream, ())
@@ -367,13 +368,12 @@ class Http2Connection:
         stream.req_done = True
         body = stream.req_body.finish() if stream.req_body else None
         stream.req_body = None
-        self.events.append(RequestEnd(stream_id=sid, body=body or EMPTY_BODY,
-                                      trailers=trailers, wire_bytes=stream.req_wire))
+        # stream_id, body, trailers, wire_bytes
+        self.events.append(new_request_end(sid, body or EMPTY_BODY, trailers, stream.req_wire))
 
     def _end_response(self, sid: int, stream: _Stream, trailers: Headers) -> None:
         stream.res_done = True
         body = stream.res_body.finish() if stream.res_body else None
         stream.res_body = None
-        self.events.append(ResponseEnd(stream_id=sid, body=body or EMPTY_BODY,
-                                       trailers=trailers, wire_bytes=stream.res_wire))
+        self.events.append(new_response_end(sid, body or EMPTY_BODY, trailers, stream.res_wire))
         self.streams.pop(sid, None)
