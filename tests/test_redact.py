@@ -293,3 +293,32 @@ def test_typed_path_masks_headers_and_queries_without_the_map() -> None:
     body_secret = _record(body=b'{"password":"p"}')
     assert R.redact_transaction(body_secret) is None  # bodies go the map way
     assert redact(body_secret, R) == _map_path(R, body_secret)
+
+
+def test_learned_header_names_still_check_url_values_and_repeats() -> None:
+    red = Redactor()
+    plain = _record(req_headers=((":path", "/a?x=1"), ("Referer", "/r?y=2"), ("X-A", "1")),
+                    res_headers=(("Location", "/l?z=3"),))
+    for rec in (plain, plain.with_map(plain.to_dict())):
+        assert red.leaves_unchanged(rec) and not _changes(red, rec)  # the names are learned now
+    for rec in (
+        _record(req_headers=((":path", "/a?token=t"), ("X-A", "1"))),
+        _record(req_headers=(("Referer", "/r?code=c"),)),
+        _record(res_headers=(("Location", "/l?sig=s"),)),
+        _record(res_headers=(("Location", "/l?sig=s"), ("Location", "/a"))),  # repeated name
+        _record(req_headers=(("X-A", "1"), ("Cookie", "c=1"))),
+    ):
+        for r in (rec, rec.with_map(rec.to_dict())):
+            assert _changes(red, r) and not red.leaves_unchanged(r), r
+
+
+def test_body_shortcut_folds_ascii_case_and_sends_the_rest_to_the_parser() -> None:
+    # (body, masked by the map path, decided by the shortcut alone)
+    for body, secret, unchanged in (
+            (b'{"ID":1,"Access_TOKEN":"t"}', True, False), (b'{"tokens":[1]}', False, True),
+            (b'{"total":1}', False, True), ('{"n":"\u00e9"}'.encode(), False, True),
+            ('{"\u212aey":1,"to\u212aen":"t"}'.encode(), True, False),  # Kelvin sign K
+            (b' \n{"a":{"Cookie":"c"}}', True, False), (b"[1,2]", False, True)):
+        rec = _record(res_body=body)
+        assert _changes(R, rec) == secret, body
+        assert R.leaves_unchanged(rec) == unchanged, body

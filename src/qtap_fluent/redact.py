@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from qtap_fluent.records import HttpTransaction
+    from qtap_fluent.records import Headers, HttpTransaction
 
 #: Headers that carry credentials or session state (RFC 9110 §11.6.2, §11.7.2; RFC 6265).
 DEFAULT_HEADERS: tuple[str, ...] = (
@@ -144,7 +144,10 @@ class _Names:
         needles = sorted(self.exact) + [max(n.lower().split("*"), key=len)
                                         for n in names if "*" in n]
         if needles and not pats and all(needles) and all(n.isascii() for n in needles):
-            self.needles = re.compile("|".join(re.escape(n) for n in needles))
+            # A needle holding another is redundant (``access_token`` holds ``token``): fewer
+            # alternatives, a faster search.
+            needles = [n for n in needles if not any(m != n and m in n for m in needles)]
+            self.needles = re.compile("|".join(re.escape(n) for n in sorted(set(needles))))
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
@@ -163,6 +166,7 @@ class _Names:
 _BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 
 _URL_HEADERS = frozenset(h.lower() for h in URL_HEADERS)
+_NO_HEADERS: Mapping[str, str] = {}
 
 _PCT = re.compile(r"%([0-9A-Fa-f]{2})")
 
@@ -188,6 +192,8 @@ _BRACKETS = re.compile(r"[{}\[\]]")
 _JSON_SPACE = frozenset(" \t\r\n")
 #: What _redact_text takes for JSON: optional whitespace, then an object or an array.
 _JSON_START = re.compile(rb"[ \t\r\n]*[{\[]")
+#: The usual first byte of a JSON body (tested before the pattern above).
+_JSON_OPENERS = (b"{", b"[")
 
 
 class _TooDeep(Exception):
@@ -226,9 +232,12 @@ class Redactor:
         #: memo), so sharing it between threads is harmless. Queries repeat (a record carries
         #: its query in ``url`` and ``:path``; clients repeat theirs); starts over when full.
         self._url_memo: dict[str, str] = {}
-        #: Header names whose values are kept as they are (not secret, not a URL header): the
-        #: no-secret check skips them with one set lookup (bounded like ``_Names``' memo).
+        #: Header names known not to be secret (bounded like ``_Names``' memo): the no-secret
+        #: check compares a record's whole name set with it in one step.
         self._safe_headers: set[str] = set()
+        #: Those of them that are URL headers (their values still need the query check);
+        #: replaced whole when one is added, so readers in other threads never see it change.
+        self._safe_url_headers: frozenset[str] = frozenset()
 
     # -- pieces -------------------------------------------------------------------------------
     def redact_headers(self, headers: Mapping[str, Any]) -> dict[str, Any]:
@@ -356,10 +365,23 @@ class Redactor:
         then takes the full path, which decides exactly.
         """
         rq, rs = rec.request, rec.response
-        return (self._headers_unchanged(rq.headers) and self._headers_unchanged(rs.headers)
-                and self.redact_url(rq.url) == rq.url and self.redact_url(rq.path) == rq.path
-                and self._body_unchanged(rq.body, rq.content_type)
-                and self._body_unchanged(rs.body, rs.content_type))
+        url, path = rq.url, rq.path
+        # redact_url changes nothing without a '?' (tested here: this runs for every record)
+        if not (("?" not in url or self.redact_url(url) == url)
+                and ("?" not in path or self.redact_url(path) == path)):
+            return False
+        # The header maps of the record's map when the builder attached one (dict(headers)
+        # again would cost more than the whole check); names are unique in both.
+        m = rec.attached_map()
+        if m is not None:
+            rq_names, rs_names = m["request"].get("headers", _NO_HEADERS), \
+                m["response"].get("headers", _NO_HEADERS)
+        else:
+            rq_names, rs_names = dict(rq.headers), dict(rs.headers)
+        return (self._headers_unchanged(rq.headers, rq_names)
+                and self._headers_unchanged(rs.headers, rs_names)
+                and (not rq.body or self._body_unchanged(rq.body, rq.content_type))
+                and (not rs.body or self._body_unchanged(rs.body, rs.content_type)))
 
     def redact_transaction(self, rec: HttpTransaction) -> HttpTransaction | None:
         """``rec`` redacted on the typed record when its bodies need no rewrite; else None.
@@ -386,26 +408,50 @@ class Redactor:
             response=dataclasses.replace(rs, headers=tuple(rs_after.items()),
                                          body=rs.body or None))
 
-    def _headers_unchanged(self, headers: Iterable[tuple[str, str]]) -> bool:
-        safe = self._safe_headers  # names known to be neither secret nor URL headers
+    def _headers_unchanged(self, headers: Headers, by_name: Mapping[str, str]) -> bool:
+        """``by_name`` is ``dict(headers)``."""
+        # Every name already known not to be secret (one set comparison in C), and unique
+        # (dict() keeps one value of a repeated name): only URL headers' values are left.
+        if len(by_name) == len(headers) and self._safe_headers.issuperset(by_name):
+            for name in self._safe_url_headers:
+                value = by_name.get(name)
+                if value is not None and "?" in value and self.redact_url(value) != value:
+                    return False
+            return True
+        return self._headers_unchanged_slow(headers)
+
+    def _headers_unchanged_slow(self, headers: Headers) -> bool:
+        """Name by name, learning the names that are not secret."""
+        safe = self._safe_headers
         for name, value in headers:
-            if name in safe:
-                continue
             if name in self.headers:
                 return False
-            if name.lower() in _URL_HEADERS:
-                if "?" in value and self.redact_url(value) != value:
-                    return False
-            elif len(safe) < MEMO_LIMIT:
-                safe.add(name)  # a pure function of the name: sharing it between threads is harmless
+            is_url = name.lower() in _URL_HEADERS
+            if is_url and "?" in value and self.redact_url(value) != value:
+                return False
+            if name not in safe and len(safe) < MEMO_LIMIT:
+                # A pure function of the name: sharing these sets between threads is harmless.
+                if is_url:
+                    self._safe_url_headers = self._safe_url_headers | {name}
+                safe.add(name)
         return True
 
     def _body_unchanged(self, body: bytes | None, content_type: str) -> bool:
         # The same dispatch as _redact_text, on the raw bytes the record holds.
         if not body:
             return True
-        if _JSON_START.match(body) is not None:
-            return self._json_unchanged(body.decode("utf-8", "surrogateescape"))
+        if body[:1] in _JSON_OPENERS or _JSON_START.match(body) is not None:
+            needles = self.json_keys.needles
+            if needles is not None and body.isascii():
+                text = body.decode("ascii")
+                # _json_unchanged's first test, without its decode and its _shallow counts
+                # for bodies too short to nest that deep (the usual small API body).
+                if ("\\" not in text and needles.search(text.lower()) is None
+                        and (len(text) <= MAX_JSON_DEPTH or _shallow(text))):
+                    return True
+            else:
+                text = body.decode("utf-8", "surrogateescape")
+            return self._json_unchanged(text)
         if "x-www-form-urlencoded" in content_type.lower():
             text = body.decode("utf-8", "surrogateescape")
             return self.redact_query(text) == text
