@@ -2,7 +2,8 @@
 # Prepare this host for qtap-fluent's eBPF capture source (Debian bookworm, run as root).
 #
 #  1. apt: python3-bpfcc (bcc 0.26, pure Python over libbcc), plus the test clients
-#     (curl, gnutls-bin) unless QTAP_SETUP_NO_CLIENTS=1.
+#     (curl, gnutls-bin, and android-libboringssl/android-boringssl for a real BoringSSL
+#     client, bssl-tool) unless QTAP_SETUP_NO_CLIENTS=1.
 #  2. Kernel headers: bcc compiles C at run time. When /lib/modules/$(uname -r)/build is
 #     missing, Debian's linux-headers-6.1.0-*-amd64 and -common are downloaded with
 #     `apt-get download` and unpacked with dpkg -x into ONE folder, common first and amd64
@@ -30,7 +31,7 @@ fi
 # --- 1. packages ---------------------------------------------------------------------------
 want=(python3-bpfcc)
 if [ "${QTAP_SETUP_NO_CLIENTS:-0}" != 1 ]; then
-    want+=(curl gnutls-bin)
+    want+=(curl gnutls-bin android-libboringssl android-boringssl)
 fi
 missing=()
 for p in "${want[@]}"; do

@@ -24,6 +24,9 @@ _SYS_PIDFD_GETFD = 438
 #: Where ldconfig is missing, these directories are looked through for TLS libraries.
 _LIB_DIRS = ("/lib", "/usr/lib", "/lib64", "/usr/lib64", "/usr/local/lib",
              f"/usr/lib/{platform.machine()}-linux-gnu", f"/lib/{platform.machine()}-linux-gnu")
+#: Looked through always: private library directories that are not in ld.so's cache (their
+#: users find them by RUNPATH). Debian's android-libboringssl puts libssl.so.0 in the first.
+_RUNPATH_DIRS = (f"/usr/lib/{platform.machine()}-linux-gnu/android",)
 _LDCONFIG_RE = re.compile(r"=>\s+(/\S+)$")
 
 
@@ -76,6 +79,12 @@ def system_libraries() -> list[str]:
             except OSError:
                 continue
             paths.extend(f"{d}/{n}" for n in names if libs.candidate_by_name(n))
+    for d in _RUNPATH_DIRS:
+        try:
+            names = sorted(os.listdir(d))
+        except OSError:
+            continue
+        paths.extend(f"{d}/{n}" for n in names if libs.candidate_by_name(n))
     return paths
 
 

@@ -51,7 +51,8 @@ class TlsLibrary:
     kind: str
     file_re: re.Pattern[str]  #: shared-object file names of this library
     probes: tuple[Probe, ...]
-    marker: str | None = None  #: a symbol only this kind defines (tells BoringSSL from OpenSSL)
+    #: symbols only this kind defines, any one of which proves it (tells BoringSSL from OpenSSL)
+    markers: tuple[str, ...] = ()
     inner: tuple[InnerProbe, ...] = ()
 
     @property
@@ -90,7 +91,11 @@ _OPENSSL_INNER = (
 #: Looked at in this order; the first row whose required symbols a file defines wins.
 TLS_LIBRARIES: tuple[TlsLibrary, ...] = (
     TlsLibrary(kind="boringssl", file_re=re.compile(r"^lib(ssl|boringssl)\.so[.\d]*$"),
-               probes=_OPENSSL_PROBES, marker="OPENSSL_is_boringssl"),
+               probes=_OPENSSL_PROBES,
+               # OPENSSL_is_boringssl is in libcrypto (and not in Android's build at all: Debian's
+               # android-libboringssl lacks it), so a libssl of its own is told by a function
+               # OpenSSL has no form of: the custom certificate-verify callback setter.
+               markers=("OPENSSL_is_boringssl", "SSL_CTX_set_custom_verify")),
     # libssl.so.1.1, libssl.so.3 (but not NSS's libssl3.so: it defines no SSL_write).
     TlsLibrary(kind="openssl", file_re=re.compile(r"^libssl\.so[.\d]*$"),
                probes=_OPENSSL_PROBES, inner=_OPENSSL_INNER),
@@ -109,7 +114,7 @@ TLS_LIBRARIES: tuple[TlsLibrary, ...] = (
 #: Every symbol any row cares about (what the ELF reader looks for).
 ALL_SYMBOLS: frozenset[str] = frozenset().union(
     *(lib.symbols for lib in TLS_LIBRARIES),
-    *({lib.marker} for lib in TLS_LIBRARIES if lib.marker),
+    *(frozenset(lib.markers) for lib in TLS_LIBRARIES),
 )
 
 
@@ -127,7 +132,7 @@ def classify(symbols: Iterable[str]) -> TlsLibrary | None:
     """
     have = set(symbols)
     for lib in TLS_LIBRARIES:
-        if lib.marker is not None and lib.marker not in have:
+        if lib.markers and have.isdisjoint(lib.markers):
             continue
         if all(p.symbol in have for p in lib.probes if p.required):
             return lib
