@@ -108,9 +108,6 @@ class Batcher:
         self.max_age = max_age
         self.max_record_bytes = max_record_bytes
         self._open: dict[str, _Open] = {}
-        self._pack = msgpack.Packer(use_bin_type=True).pack  # strict UTF-8: the fast path
-        self._pack_tolerant = msgpack.Packer(use_bin_type=True,
-                                             unicode_errors="surrogateescape").pack
         if encode_into is True:
             encode_into = default_encode_into()
         self._encode_into: EncodeInto | None = encode_into or None
@@ -130,9 +127,6 @@ class Batcher:
     ) -> Sequence[Chunk]:
         """Encode and add one record (time range checked by the caller); returns the chunks
         it sealed. The client's per-record hot path; nothing changes when it raises."""
-        encode_into = self._encode_into
-        if encode_into is None:
-            return self.add_packed(tag, sec, nsec, self._packb(record), now)
         batch = self._open.get(tag)
         if batch is None:
             batch = self._open[tag] = _Open(now, bytearray())
@@ -140,10 +134,7 @@ class Batcher:
         pos = len(buf)
         buf += _head(HEAD_BYTES, sec, nsec)
         try:
-            encode_into(record, buf, -1)  # appended in place
-        except UnicodeEncodeError:  # a str holding surrogate-escaped bytes
-            del buf[pos:]
-            return self.add_packed(tag, sec, nsec, self._pack_tolerant(record), now)
+            append_record(buf, record, self._encode_into)  # appended in place
         except BaseException:
             del buf[pos:]
             if not batch.count:
@@ -201,13 +192,6 @@ class Batcher:
             sealed.append(self._seal(tag))
         return sealed
 
-    def _packb(self, record: Any) -> bytes:
-        try:
-            body: bytes = self._pack(record)
-        except UnicodeEncodeError:  # a str holding surrogate-escaped bytes
-            body = self._pack_tolerant(record)
-        return body
-
     def due(self, now: float) -> list[Chunk]:
         """Seal and return every batch that has been open for ``max_age`` or longer."""
         old = [tag for tag, b in self._open.items() if now - b.opened >= self.max_age]
@@ -228,6 +212,24 @@ class Batcher:
         self.pending_records -= batch.count
         buf = batch.buf
         return Chunk(tag=tag, parts=[buf], count=batch.count, size=len(buf))
+
+
+def append_record(buf: bytearray, record: Any, encode_into: EncodeInto | None) -> None:
+    """Append ``record`` to ``buf`` as msgpack (strict UTF-8 first; a str holding
+    surrogate-escaped bytes, such as records our server decoded, goes back to those bytes);
+    ``buf`` is as it was when this raises."""
+    start = len(buf)
+    try:
+        if encode_into is not None:
+            encode_into(record, buf, -1)
+        else:
+            buf += msgpack.packb(record, use_bin_type=True)
+    except UnicodeEncodeError:
+        del buf[start:]
+        buf += msgpack.packb(record, use_bin_type=True, unicode_errors="surrogateescape")
+    except BaseException:
+        del buf[start:]
+        raise
 
 
 def default_encode_into() -> EncodeInto | None:

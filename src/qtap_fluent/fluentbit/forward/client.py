@@ -66,13 +66,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, Self
 
-import msgpack
-
 from .batcher import (
     ENTRY_HEAD,
     Batcher,
     Chunk,
-    EncodeInto,
+    append_record,
     check_time,
     default_encode_into,
     entry_head,
@@ -202,7 +200,7 @@ class ForwardClient:
                                 max_age=batch_age, max_record_bytes=max_record_bytes)
         # emit_many() encodes outside the lock. Strict UTF-8 is the fast path (a tolerant
         # packer re-encodes every str, ~3x slower on text-heavy records); surrogate-escaped
-        # strs (such as records our server decoded) take the tolerant ``_pack_tolerant``.
+        # strs (such as records our server decoded) take the tolerant path (``append_record``).
         self._encode_into = default_encode_into()
         self._queue: deque[Chunk] = deque()  # sealed, not yet prepared
         self._queued_records = 0
@@ -294,7 +292,7 @@ class ForwardClient:
                 else:
                     sec, nsec = _split_time(t)
                 scratch += entry_head(sec, nsec)  # checks the range
-                _append_record(scratch, record, encode_into)
+                append_record(scratch, record, encode_into)
                 if len(scratch) - start - _HEAD_LEN > limit:
                     raise too_big(len(scratch) - start - _HEAD_LEN, limit)
             except TypeError as exc:
@@ -785,29 +783,6 @@ _HEAD_LEN = ENTRY_HEAD.size
 
 #: sendmsg() takes at most IOV_MAX buffers (1024 on Linux).
 _IOV_MAX = 1024
-
-
-def _append_record(buf: bytearray, record: Any, encode_into: EncodeInto | None) -> None:
-    """Append ``record`` to ``buf`` as msgpack (strict UTF-8 first, surrogates restored to
-    their bytes when that fails); ``buf`` is as it was when this raises."""
-    start = len(buf)
-    try:
-        if encode_into is not None:
-            encode_into(record, buf, -1)
-        else:
-            buf += msgpack.packb(record, use_bin_type=True)
-    except UnicodeEncodeError:
-        del buf[start:]
-        buf += _pack_tolerant(record)
-    except BaseException:
-        del buf[start:]
-        raise
-
-
-def _pack_tolerant(record: Any) -> bytes:
-    """Pack a record whose strs hold surrogate-escaped bytes back into those bytes."""
-    body: bytes = msgpack.packb(record, use_bin_type=True, unicode_errors="surrogateescape")
-    return body
 
 
 _time_ns = time.time_ns
