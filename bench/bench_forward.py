@@ -7,7 +7,8 @@ Part 1, senders into the same receiver (Fluent Bit's forward input with a null o
 ``fluent-bit`` is on PATH, else the bare Python receiver below, in its own process):
 fluent-logger (Message mode, one event per call), our client without and with acks (one
 ``emit()`` per record, like fluent-logger, and ``emit_many()`` with 100 records a call, what a
-caller holding a batch uses), with gzip, with zstd, and the ceiling: PackedForward frames of
+caller holding a batch uses; with acks also with 8 frames in flight instead of 4, and in a
+child process that called ``retain_freed_memory()``), with gzip, with zstd, and the ceiling: PackedForward frames of
 1,000 records packed before the clock starts and written back to back (no acks), i.e. what the
 receiver takes from a sender that costs nothing. A sender's time runs from the first emit until
 everything is written (fluent-logger and the ceiling, which have no acks) or acknowledged (our
@@ -245,10 +246,40 @@ def send_ours(port: int, records: list[dict[str, Any]], many: int = 0,
     ok = client.flush(120)
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     client.close()
+    LAST_STATS.clear()
+    LAST_STATS.update(client.stats.as_dict())
     delivered = client.stats.acked_records if kw.get("require_ack", True) else \
         client.stats.sent_records
     assert ok and delivered == len(records), client.stats
     return elapsed, cpu
+
+
+#: The counters of the last ``send_ours`` client (how often it waited for acks).
+LAST_STATS: dict[str, int] = {}
+
+
+def send_ours_retaining(port: int, n: int) -> tuple[float, float]:
+    """``send_ours`` with acks in a child process that called ``retain_freed_memory()``
+    first (it changes malloc for the whole process, so not in this one)."""
+    proc = subprocess.Popen([sys.executable, HERE, "--role", "send-retain", "--port", str(port),
+                             "--records", str(n)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().split()
+    proc.wait(120)
+    assert line and line[0] == "done", line
+    LAST_STATS.update(window_full=int(line[3]), sent_chunks=int(line[4]))
+    return float(line[1]), float(line[2])
+
+
+def role_send_retain(port: int, n: int) -> None:
+    from qtap_fluent.fluentbit.forward.memory import retain_freed_memory
+
+    records = [make_record(i) for i in range(n)]
+    assert retain_freed_memory(), "no glibc mallopt"
+    send_ours(port, records[: n // 2])  # warm-up, as the in-process senders had one
+    elapsed, cpu = send_ours(port, records)
+    print(f"done {elapsed:.6f} {cpu:.6f} {LAST_STATS['window_full']} "
+          f"{LAST_STATS['sent_chunks']}", flush=True)
 
 
 def packed_frames(records: list[dict[str, Any]], per_frame: int = 1000) -> list[bytes]:
@@ -290,13 +321,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per line; best is shown")
     parser.add_argument("--part", choices=["senders", "receivers", "breakdown"],
                         help="run only one part (default: senders and receivers)")
-    parser.add_argument("--role", choices=["recv-bare", "recv-ours"])
+    parser.add_argument("--role", choices=["recv-bare", "recv-ours", "send-retain"])
     parser.add_argument("--port", type=int)
     args = parser.parse_args()
     if args.role == "recv-bare":
         return recv_bare(args.port, args.records)
     if args.role == "recv-ours":
         return recv_ours(args.port, args.records)
+    if args.role == "send-retain":
+        return role_send_retain(args.port, args.records)
 
     n = args.records
     records = [make_record(i) for i in range(n)]
@@ -317,6 +350,7 @@ def senders_part(args: argparse.Namespace, records: list[dict[str, Any]]) -> Non
     senders of one round saw the same load)."""
     n = len(records)
     rounds: list[dict[str, tuple[float, float]]] = []  # per round: name -> (rec/s, rec/CPU-s)
+    waits: dict[str, list[str]] = {}  # our senders: window_full / sent_chunks per round
     with tempfile.TemporaryDirectory() as work:
         port = free_port()
         fb = start_fluent_bit(port, work)
@@ -328,6 +362,8 @@ def senders_part(args: argparse.Namespace, records: list[dict[str, Any]]) -> Non
             (CEILING, lambda p: send_blast(p, frames)),
             ("ours, no acks", lambda p: send_ours(p, records, require_ack=False)),
             ("ours, acks", lambda p: send_ours(p, records)),
+            ("ours, acks, max_in_flight=8", lambda p: send_ours(p, records, max_in_flight=8)),
+            ("ours, acks, retain_freed_memory()", lambda p: send_ours_retaining(p, n)),
             ("ours, acks, emit_many(100)", lambda p: send_ours(p, records, many=100)),
             ("ours, gzip + acks", lambda p: send_ours(p, records, compress="gzip")),
             ("ours, zstd + acks", lambda p: send_ours(p, records, compress="zstd")),
@@ -339,10 +375,14 @@ def senders_part(args: argparse.Namespace, records: list[dict[str, Any]]) -> Non
                     if fb is None:
                         port = free_port()
                         proc = spawn("recv-bare", port, n)
+                    LAST_STATS.clear()
                     elapsed, cpu = fn(port)
                     if fb is None:
                         finish(proc)
                     rounds[-1][name] = (n / elapsed, n / max(cpu, 1e-9))
+                    if LAST_STATS:
+                        waits.setdefault(name, []).append(
+                            f"{LAST_STATS['window_full']}/{LAST_STATS['sent_chunks']}")
         finally:
             if fb is not None:
                 fb.terminate()
@@ -361,6 +401,9 @@ def senders_part(args: argparse.Namespace, records: list[dict[str, Any]]) -> Non
         return (f"wall {best(a, 0) / best(b, 0):.2f} (median of rounds {per_round:.2f}), "
                 f"CPU {best(a, 1) / best(b, 1):.2f}")
 
+    print("times the send window was full (chunks waited for acks) / chunks sent, per round:")
+    for name, counts in waits.items():
+        print(f"  {name:38s} {'  '.join(counts)}")
     print("ratios of the best runs:")
     print(f"ratio ours acks / fluent-logger: {ratio('ours, acks', 'fluent-logger')}"
           "  (target >= 4)")
@@ -373,6 +416,12 @@ def senders_part(args: argparse.Namespace, records: list[dict[str, Any]]) -> Non
     print(f"ratio ours acks emit_many / fluent-logger: "
           f"{ratio('ours, acks, emit_many(100)', 'fluent-logger')}")
     print(f"ratio ours acks / ours no acks: {ratio('ours, acks', 'ours, no acks')}")
+    print(f"ratio ours acks, max_in_flight=8 / ceiling: "
+          f"{ratio('ours, acks, max_in_flight=8', CEILING)}")
+    print(f"ratio ours acks, retain_freed_memory() / fluent-logger: "
+          f"{ratio('ours, acks, retain_freed_memory()', 'fluent-logger')}  (target >= 4)")
+    print(f"ratio ours acks, retain_freed_memory() / ceiling: "
+          f"{ratio('ours, acks, retain_freed_memory()', CEILING)}")
 
 
 CEILING = "ceiling: pre-packed blast, no acks"
@@ -432,10 +481,17 @@ def breakdown_part(args: argparse.Namespace, records: list[dict[str, Any]]) -> N
         for rec in records:
             client.emit("x", rec)
 
+    batches = [[(None, rec) for rec in records[i:i + 100]] for i in range(0, n, 100)]
+
+    def emit_many_no_io() -> None:
+        for batch in batches:
+            client.emit_many("x", batch)
+
     steps = [("msgspec encode_into, reused buffer", encode_only),
              ("+ time, entry head, append in place", append_loop),
              ("Batcher.add_record", batcher),
-             ("ForwardClient.emit (no socket work)", emit_no_io)]
+             ("ForwardClient.emit (no socket work)", emit_no_io),
+             ("ForwardClient.emit_many(100) (no socket)", emit_many_no_io)]
     cpu: dict[str, list[float]] = {name: [] for name, _ in steps}
     for _ in range(args.repeat):
         for name, fn in steps:
@@ -453,25 +509,32 @@ def breakdown_part(args: argparse.Namespace, records: list[dict[str, Any]]) -> N
 
 
 def receivers_part(args: argparse.Namespace, records: list[dict[str, Any]]) -> None:
-    """Part 2: the same pre-encoded frames into the bare receiver and into our server."""
+    """Part 2: the same pre-encoded frames into the bare receiver and into our server, in
+    alternating rounds; best and median of each, and the median of each round's own ratio."""
     n = len(records)
     print("\n-- receivers fed Forward-mode frames of 1,000 records (Fluent Bit's shape)")
     frames = forward_frames(records)
-    wall: dict[str, float] = {}
-    cpu_r: dict[str, float] = {}
-    for role in ("recv-bare", "recv-ours") * max(2, args.repeat):
-        port = free_port()
-        proc = spawn(role, port, n)
-        blast(port, frames)
-        w, c = finish(proc)
-        wall[role] = max(wall.get(role, 0.0), n / w)  # best run of each
-        cpu_r[role] = max(cpu_r.get(role, 0.0), n / c)
-    print(f"{'receiver':40s} {'records/s':>12s} {'records/CPU-s':>14s}")
-    for role, name in (("recv-bare", "bare asyncio + Unpacker"), ("recv-ours", "ForwardServer")):
-        print(f"{name:40s} {wall[role]:>12,.0f} {cpu_r[role]:>14,.0f}")
-    print(f"ratio our server / bare receiver: wall {wall['recv-ours'] / wall['recv-bare']:.2f}, "
-          f"CPU {cpu_r['recv-ours'] / cpu_r['recv-bare']:.2f}  (target >= 0.90)")
-
+    roles = (("recv-bare", "bare asyncio + Unpacker"), ("recv-ours", "ForwardServer"))
+    rounds: list[dict[str, tuple[float, float]]] = []  # per round: role -> (rec/s, rec/CPU-s)
+    for _ in range(max(2, args.repeat)):
+        rounds.append({})
+        for role, _name in roles:
+            port = free_port()
+            proc = spawn(role, port, n)
+            blast(port, frames)
+            w, c = finish(proc)
+            rounds[-1][role] = (n / w, n / c)
+    print(f"{'receiver':40s} {'records/s':>12s} {'median':>10s} {'records/CPU-s':>14s} "
+          f"{'median':>10s}")
+    for role, name in roles:
+        cols = [f(r[role][i] for r in rounds) for i in (0, 1) for f in (max, statistics.median)]
+        print(f"{name:40s} {cols[0]:>12,.0f} {cols[1]:>10,.0f} {cols[2]:>14,.0f} {cols[3]:>10,.0f}")
+    wall = [r["recv-ours"][0] / r["recv-bare"][0] for r in rounds]
+    cpu = [r["recv-ours"][1] / r["recv-bare"][1] for r in rounds]
+    print(f"ratio our server / bare receiver: wall median of rounds {statistics.median(wall):.2f}"
+          f" (rounds {', '.join(f'{x:.2f}' for x in wall)}), CPU median of rounds "
+          f"{statistics.median(cpu):.2f} (rounds {', '.join(f'{x:.2f}' for x in cpu)})"
+          "  (target >= 0.90)")
 
 if __name__ == "__main__":
     main()

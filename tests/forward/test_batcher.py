@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import io
+import itertools
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qtap_fluent.fluentbit.forward.batcher import Batcher, Chunk
 from qtap_fluent.fluentbit.forward.codec import ext_hook
@@ -69,3 +72,40 @@ def test_buffer_is_reused_but_chunks_stay_intact() -> None:
 def test_time_out_of_range_is_refused() -> None:
     with pytest.raises(ValueError, match="EventTime range"):
         Batcher().add("t", EventTime(2**32, 0), {}, 0.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    sizes=st.lists(st.integers(12, 300), max_size=60),
+    max_records=st.integers(1, 12),
+    max_bytes=st.integers(40, 700),
+    cuts=st.lists(st.integers(0, 60), max_size=6),
+)
+def test_add_entries_seals_exactly_like_add_entry_one_at_a_time(
+    sizes: list[int], max_records: int, max_bytes: int, cuts: list[int]
+) -> None:
+    """emit_many's bulk path: runs of entries copied per slice give the same chunks, byte for
+    byte, as adding each entry alone (oversized ones travel alone), however the runs are cut."""
+    entries = [bytes([i % 251]) * size for i, size in enumerate(sizes)]
+    data = b"".join(entries)
+    bounds = [0]
+    for e in entries:
+        bounds.append(bounds[-1] + len(e))
+
+    def shape(sealed: list[Chunk]) -> list[tuple[int, bytes]]:
+        return [(c.count, c.payload) for c in sealed]
+
+    one = Batcher(max_records=max_records, max_bytes=max_bytes)
+    bulk = Batcher(max_records=max_records, max_bytes=max_bytes)
+    points = sorted({0, len(entries), *(c for c in cuts if c < len(entries))})
+    total = 0
+    for first, stop in itertools.pairwise(points):
+        # Each run seals the same chunks, at the same moment, as its entries one at a time.
+        expected = [c for e in entries[first:stop] for c in one.add_entry("t", e, 0.0)]
+        got = bulk.add_entries("t", memoryview(data), bounds, first, stop, 0.0)
+        assert shape(got) == shape(expected)
+        assert bulk.pending_records == one.pending_records
+        total += sum(c.count for c in got)
+    rest = bulk.flush()
+    assert shape(rest) == shape(one.flush())
+    assert total + sum(c.count for c in rest) == len(entries)

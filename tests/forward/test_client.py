@@ -58,26 +58,41 @@ def test_one_batch_per_tag_and_times_kept(server: ServerThread) -> None:
     assert got == {"a": EventTime(1700000000, 5), "b": EventTime(1700000001, 7)}
 
 
-def test_drop_oldest_counts_drops_and_never_blocks() -> None:
+@pytest.mark.parametrize("many", [0, 30], ids=["emit", "emit_many"])
+def test_drop_oldest_counts_drops_and_never_blocks(many: int) -> None:
     port = free_port()  # nobody listens
     client = ForwardClient("127.0.0.1", port, batch_records=10, queue_max_records=50,
                            overflow="drop-oldest", backoff_max=0.05)
-    for i in range(200):
-        client.emit("t", {"i": i})
+    if many:
+        for i in range(0, 200, many):
+            client.emit_many("t", [(None, {"i": j}) for j in range(i, min(200, i + many))])
+            # The bound holds between calls too: the queue and the open batch.
+            assert client._queued_records + client._batcher.pending_records <= 50
+    else:
+        for i in range(200):
+            client.emit("t", {"i": i})
+    assert client.stats.emitted == 200
     assert client.stats.dropped_records >= 140
     assert client.close(timeout=0.2) is False
     assert client.stats.dropped_records == 200  # everything else is lost at close (no spool)
 
 
-def test_block_waits_for_the_receiver(make_server: Callable[..., ServerThread]) -> None:
+@pytest.mark.parametrize("many", [0, 7], ids=["emit", "emit_many"])
+def test_block_waits_for_the_receiver(
+    make_server: Callable[..., ServerThread], many: int
+) -> None:
     port = free_port()
     client = ForwardClient("127.0.0.1", port, batch_records=10, queue_max_records=20,
                            overflow="block", backoff_max=0.05)
     done = threading.Event()
 
     def produce() -> None:
-        for i in range(100):
-            client.emit("t", {"i": i})
+        if many:
+            for i in range(0, 100, many):
+                client.emit_many("t", [(None, {"i": j}) for j in range(i, min(100, i + many))])
+        else:
+            for i in range(100):
+                client.emit("t", {"i": i})
         done.set()
 
     threading.Thread(target=produce, daemon=True).start()
@@ -186,6 +201,23 @@ def test_pipelining_keeps_several_chunks_in_flight(server: ServerThread) -> None
     # merges them into one consumer batch; one-at-a-time would give 8 batches of 10.
     assert max(slow_batches) > 10
     assert sorted(ids(server)) == list(range(80))
+
+
+def test_a_full_window_is_counted_and_emitters_keep_feeding_it(server: ServerThread) -> None:
+    def slow(batch: list[object]) -> bool:
+        time.sleep(0.02)  # acks come late: the 2-frame window fills up
+        return True
+
+    server.accept = slow  # type: ignore[assignment]
+    with ForwardClient(server.host, server.port, batch_records=10, max_in_flight=2) as client:
+        for i in range(300):
+            client.emit("t", {"i": i})
+            if i % 10 == 0:
+                time.sleep(0.001)  # an emitter that keeps going while acks trickle in
+        assert client.flush(20)
+        assert client.stats.window_full >= 1
+        assert client.stats.acked_records == 300
+    assert sorted(ids(server)) == list(range(300))
 
 
 def test_bad_record_raises_and_the_client_keeps_working(server: ServerThread) -> None:

@@ -159,3 +159,37 @@ def test_msgpack_fallback_without_msgspec(server: ServerThread,
             t.join()
         assert client.flush(30)
     check([rec for _, _, rec, _ in server.entries], 6000)
+
+
+def test_emit_without_a_time_stamps_now_across_second_boundaries(server: ServerThread) -> None:
+    """emit() caches the current second and subtracts nanoseconds: every record still gets
+    the real time, also across a second boundary and from several threads."""
+    stamps: list[tuple[int, int, int]] = []  # (before, index, after) in ns
+    with ForwardClient(server.host, server.port) as client:
+        time.sleep(1 - time.time() % 1 - 0.02 if time.time() % 1 < 0.97 else 0.05)
+        i = 0
+        deadline = time.monotonic() + 0.06  # straddles the next second
+        while time.monotonic() < deadline:
+            before = time.time_ns()
+            client.emit("t", {"i": i})
+            stamps.append((before, i, time.time_ns()))
+            i += 1
+            time.sleep(0.0005)
+
+        def other(base: int) -> None:
+            for j in range(base, base + 200):
+                client.emit("t", {"i": j})
+
+        threads = [threading.Thread(target=other, args=(10_000 * (k + 1),)) for k in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert client.flush(10)
+    times = {rec["i"]: t for _, t, rec, _ in server.entries}
+    assert len(times) == i + 600
+    assert len({before // 1_000_000_000 for before, _, _ in stamps}) == 2  # crossed a second
+    for before, j, after in stamps:
+        got = times[j].seconds * 1_000_000_000 + times[j].nanoseconds
+        assert before <= got <= after, (j, before, got, after)
+        assert 0 <= times[j].nanoseconds < 1_000_000_000

@@ -16,6 +16,7 @@ module                 what it owns
 ``spool``              on-disk frames that survive a receiver outage or a restart
 ``client``             threaded transport: TCP/TLS/unix, acks, pipelining, backoff, spool
 ``server``             asyncio transport: TCP/TLS/unix, handshake, acks after the consumer
+``memory``             opt-in glibc malloc tuning for a process that streams many batches
 =====================  =====================================================================
 
 Receiving, the shortest form::
@@ -46,6 +47,7 @@ from .client import ClientStats, ForwardClient, tls_context
 from .codec import DEFAULT_BUFFER_MAX_SIZE, Limits
 from .events import EntriesReceived, Entry, EventTime, ForwardProtocolError, Mode
 from .handshake import ClientAuth, ServerAuth
+from .memory import retain_freed_memory
 from .server import ForwardServer, ServerStats, tls_server_context
 
 __all__ = [
@@ -62,6 +64,7 @@ __all__ = [
     "Mode",
     "ServerAuth",
     "ServerStats",
+    "retain_freed_memory",
     "tls_context",
     "tls_server_context",
 ]

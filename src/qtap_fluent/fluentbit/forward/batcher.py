@@ -18,14 +18,18 @@ touches it again. Measured per 2.2 KB record: ~0.85 us, against ~2.4 us to encod
 fresh ``bytes`` (a malloc and a free: pymalloc stops at 512 bytes) and ~1.1 us to encode into
 a scratch buffer and copy. Reusing acknowledged buffers does not pay with msgspec: a
 bytearray cut back to empty is reallocated down to size on its next append ("major
-downsize" in ``PyByteArray_Resize``), while glibc grows a fresh one with ``mremap`` rather
-than copying; and encoding at an offset past the end made msgspec reallocate on every call
-(2.1 to 8.6 us).
+downsize" in ``PyByteArray_Resize``: any resize below half the allocation), while glibc
+grows a fresh one with ``mremap`` rather than copying; encoding at an offset past the end
+made msgspec reallocate on every call (2.1 to 8.6 us). A pool of fixed-size chunk buffers
+filled by copying from a scratch buffer (nothing ever resized: page faults per record fell
+from ~0.25 to ~0.07) measured no less CPU per record in the client than appending in place
+(5.9 against 5.5 us median on a loaded machine): the copy costs what the faults did.
 """
 
 from __future__ import annotations
 
 import struct
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -111,6 +115,9 @@ class Batcher:
         if encode_into is True:
             encode_into = default_encode_into()
         self._encode_into: EncodeInto | None = encode_into or None
+        # An entry (head + record) longer than this is refused: one comparison per record.
+        self._max_entry = _HEAD_LEN + (max_record_bytes if max_record_bytes is not None
+                                       else 1 << 62)
         self.pending_records = 0
 
     def add(self, tag: str, t: EventTime, record: Any, now: float) -> Sequence[Chunk]:
@@ -127,22 +134,30 @@ class Batcher:
     ) -> Sequence[Chunk]:
         """Encode and add one record (time range checked by the caller); returns the chunks
         it sealed. The client's per-record hot path; nothing changes when it raises."""
+        # Kept to the fewest Python operations (each is ~30-80 ns against ~0.9 us for
+        # msgspec's encoding of a 2.2 KB record): one dict lookup, the head appended, the
+        # record encoded in place, one combined limit check.
         batch = self._open.get(tag)
         if batch is None:
             batch = self._open[tag] = _Open(now, bytearray())
         buf = batch.buf
         pos = len(buf)
         buf += _head(HEAD_BYTES, sec, nsec)
+        encode_into = self._encode_into
         try:
-            append_record(buf, record, self._encode_into)  # appended in place
+            if encode_into is not None:
+                encode_into(record, buf, -1)  # appended in place
+            else:
+                buf += msgpack.packb(record, use_bin_type=True)
+        except UnicodeEncodeError:
+            self._append_tolerant(buf, pos, record, batch, tag)
         except BaseException:
             del buf[pos:]
             if not batch.count:
                 del self._open[tag]
             raise
         end = len(buf)
-        limit = self.max_record_bytes
-        if end > self.max_bytes or (limit is not None and end - pos - _HEAD_LEN > limit):
+        if end > self.max_bytes or end - pos > self._max_entry:
             body = bytes(buf[pos + _HEAD_LEN:])
             del buf[pos:]
             if not batch.count:
@@ -153,6 +168,20 @@ class Batcher:
         if count >= self.max_records or end >= self.max_bytes:
             return (self._seal(tag),)
         return ()
+
+    def _append_tolerant(
+        self, buf: bytearray, pos: int, record: Any, batch: _Open, tag: str
+    ) -> None:
+        """The record again with msgpack's tolerant packer: its strs hold surrogate-escaped
+        bytes (records our server decoded), which go back to those bytes."""
+        del buf[pos + _HEAD_LEN:]
+        try:
+            buf += msgpack.packb(record, use_bin_type=True, unicode_errors="surrogateescape")
+        except BaseException:
+            del buf[pos:]
+            if not batch.count:
+                del self._open[tag]
+            raise
 
     def add_packed(
         self, tag: str, sec: int, nsec: int, body: bytes, now: float
@@ -190,6 +219,43 @@ class Batcher:
         self.pending_records += 1
         if count >= self.max_records or len(buf) >= self.max_bytes:
             sealed.append(self._seal(tag))
+        return sealed
+
+    def add_entries(
+        self, tag: str, data: bytes | bytearray | memoryview, bounds: Sequence[int],
+        first: int, stop: int, now: float,
+    ) -> list[Chunk]:
+        """Add whole entries ``first`` to ``stop - 1`` of ``data``, entry ``k`` being
+        ``data[bounds[k]:bounds[k + 1]]`` (``bounds`` ascending, ``bounds[0]`` where the first
+        entry starts); returns the chunks they sealed.
+
+        The same batches as :meth:`add_entry` once per entry, but each run of entries that
+        fits the open batch is copied with one slice: the Python work is per batch, not per
+        record (``ForwardClient.emit_many``'s path).
+        """
+        sealed: list[Chunk] = []
+        k = first
+        max_records, max_bytes = self.max_records, self.max_bytes
+        while k < stop:
+            if bounds[k + 1] - bounds[k] > max_bytes:  # travels alone (add_entry knows how)
+                sealed += self.add_entry(tag, data[bounds[k]:bounds[k + 1]], now)
+                k += 1
+                continue
+            batch = self._open.get(tag)
+            if batch is None:
+                batch = self._open[tag] = _Open(now, bytearray())
+            # The last entry that still fits by count and by bytes (bounds is ascending).
+            limit = min(stop, k + max_records - batch.count)
+            end = bisect_right(bounds, bounds[k] + max_bytes - len(batch.buf), k, limit + 1) - 1
+            if end == k:  # not even entry k fits: it opens the next batch
+                sealed.append(self._seal(tag))
+                continue
+            batch.buf += data[bounds[k]:bounds[end]]
+            batch.count += end - k
+            self.pending_records += end - k
+            k = end
+            if batch.count >= max_records or len(batch.buf) >= max_bytes:
+                sealed.append(self._seal(tag))
         return sealed
 
     def due(self, now: float) -> list[Chunk]:

@@ -103,19 +103,25 @@ DEFAULT_LIMITS = Limits()
 # --------------------------------------------------------------------------- EventTime
 
 
-def ext_hook(code: int, data: bytes) -> Any:
+def ext_hook(
+    code: int, data: bytes, _unpack: Callable[[bytes], tuple[Any, ...]] = _II.unpack,
+    _new: Callable[..., Any] = _new_tuple, _event_time: type = EventTime,
+) -> Any:
     """msgpack ``ext_hook``: ext type 0 becomes :class:`EventTime`; other types stay ExtType.
 
     Rejects what Fluent Bit's ``flb_time_is_valid_eventtime`` rejects: a length other than 8 and
     nanoseconds above 999,999,999 (seconds are uint32 on the wire, so always in range).
+    Called once per entry by the server's decoder: the valid case is checked first, with
+    its helpers bound as defaults (no global lookups).
     """
+    if code == 0 and len(data) == 8:
+        t = _unpack(data)
+        if t[1] <= 999_999_999:
+            return _new(_event_time, t)
     if code == 0:
         if len(data) != 8:
             raise ForwardProtocolError(f"EventTime must carry 8 bytes, got {len(data)}")
-        sec, nsec = _II.unpack(data)
-        if nsec > _MAX_NSEC:
-            raise ForwardProtocolError(f"EventTime nanoseconds out of range: {nsec}")
-        return _new_tuple(EventTime, (sec, nsec))
+        raise ForwardProtocolError(f"EventTime nanoseconds out of range: {_II.unpack(data)[1]}")
     return msgpack.ExtType(code, data)
 
 
@@ -341,23 +347,38 @@ _DECODERS: dict[Mode, Callable[[str, list[Any], int, Limits], EntriesReceived]] 
 
 
 def _collect(tag: str, items: Iterable[Any], out: list[Entry], signal: int) -> None:
-    """Append ``(tag, time, record, metadata)`` for every entry; the hot loop of the server."""
+    """Append ``(tag, time, record, metadata)`` for every entry; the hot loop of the server.
+
+    The common entry, ``[EventTime, map]``, takes three type checks and one append; every
+    other shape goes through :func:`_entry`.
+    """
     append = out.append
     no_meta = NO_METADATA
     for entry in items:
-        if type(entry) is not list or len(entry) != 2:
-            raise ForwardProtocolError("an entry must be a 2-element array [time, record]")
-        t, record = entry
-        meta: Mapping[Any, Any] = no_meta
-        if type(t) is not EventTime:
-            if type(t) is list:  # Fluent Bit v2 entry: [[time, metadata], record]
-                if len(t) != 2 or type(t[1]) is not dict:
-                    raise ForwardProtocolError("metadata entry must be [[time, map], record]")
-                t, meta = t
-            t = to_event_time(t)
-        if type(record) is not dict and signal == 0:
-            raise ForwardProtocolError(f"record must be a map, got {type(record).__name__}")
-        append((tag, t, record, meta))
+        if type(entry) is list and len(entry) == 2:
+            t, record = entry
+            if type(t) is EventTime and type(record) is dict:
+                append((tag, t, record, no_meta))
+                continue
+        append(_entry(tag, entry, signal))
+
+
+def _entry(tag: str, entry: Any, signal: int) -> Entry:
+    """One entry of any legal shape: ``[time, record]`` with an int/float time, Fluent Bit's
+    v2 ``[[time, metadata], record]``, a non-map record in a signal (metrics/traces) request."""
+    if type(entry) is not list or len(entry) != 2:
+        raise ForwardProtocolError("an entry must be a 2-element array [time, record]")
+    t, record = entry
+    meta: Mapping[Any, Any] = NO_METADATA
+    if type(t) is not EventTime:
+        if type(t) is list:  # Fluent Bit v2 entry: [[time, metadata], record]
+            if len(t) != 2 or type(t[1]) is not dict:
+                raise ForwardProtocolError("metadata entry must be [[time, map], record]")
+            t, meta = t
+        t = to_event_time(t)
+    if type(record) is not dict and signal == 0:
+        raise ForwardProtocolError(f"record must be a map, got {type(record).__name__}")
+    return (tag, t, record, meta)
 
 
 def _compression_of(payload: bytes, opts: dict[Any, Any]) -> str | None:
