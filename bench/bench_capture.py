@@ -25,6 +25,7 @@ import sys
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -34,7 +35,6 @@ from qtap_fluent import records
 from qtap_fluent.agent.events import Address, DataEvent, Direction, Origin
 from qtap_fluent.agent.policy import HttpCapture, Policy
 from qtap_fluent.agent.runner import Runner
-from qtap_fluent.records import HttpTransaction
 from qtap_fluent.redact import Redactor
 from qtap_fluent.sinks.base import Result
 
@@ -57,7 +57,7 @@ class NullOutput:
     def open(self) -> None:
         pass
 
-    def write(self, record: HttpTransaction, line: str) -> Result:
+    def write(self, record: dict[str, Any], line: str, time_ns: int) -> Result:
         self.n += 1
         self.bytes += len(line)
         return Result.OK
@@ -197,8 +197,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=10_000, help="transactions per run")
     args = ap.parse_args()
     n = args.n
-    print(f"record JSON encoder: {records._encode_record.__qualname__}"
-          " (orjson when installed, else the direct writer)")
+    print(f"record JSON encoder: {records.map_to_json.__qualname__}"
+          " (orjson when installed, else the stdlib encoder)")
     h1 = http1_events(n)
     bare = httptools_rate(n)
     print(f"httptools bare parse (req+res pairs/s):      {bare:12,.0f}")

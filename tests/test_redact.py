@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from qtap_fluent.records import go_json
 from qtap_fluent.redact import (
     DEFAULT_HEADERS,
     DEFAULT_JSON_KEYS,
@@ -180,7 +181,7 @@ def test_rewrite_matches_parse_and_mask(value: Any, indent: int | None, ascii_on
     assert json.loads(out) == expected(value)
 
 
-# -- the typed fast path: "unchanged" only when the map path changes nothing --------------------
+# -- typed records: "unchanged" only when the map path changes nothing ---------------------------
 def _record(req_headers: tuple[tuple[str, str], ...] = (), res_headers: tuple[tuple[str, str], ...] = (),
             url: str = "http://h/a?x=1", body: bytes | None = None, res_body: bytes | None = None,
             content_type: str = "") -> Any:
@@ -280,19 +281,20 @@ def test_policy_redaction_equals_the_map_path(headers: Any, query: str, body: by
         assert (got is rec) == (want is rec)
 
 
-def test_typed_path_masks_headers_and_queries_without_the_map() -> None:
+def test_typed_records_mask_headers_queries_and_bodies() -> None:
     from qtap_fluent.agent.policy import redact
 
     rec = _record(req_headers=(("Cookie", "a=b"), ("X-B", "1"), (":path", "/a?token=t&x=1")),
                   url="http://h/a?token=t&x=1", res_body=b'{"id":1}')
-    assert R.redact_transaction(rec) is not None  # decided on the typed record
     got = redact(rec, R)
     assert got == _map_path(R, rec)
     assert dict(got.request.headers) == {"Cookie": M, "X-B": "1", ":path": f"/a?token={M}&x=1"}
     assert got.request.url == f"http://h/a?token={M}&x=1"
     body_secret = _record(body=b'{"password":"p"}')
-    assert R.redact_transaction(body_secret) is None  # bodies go the map way
     assert redact(body_secret, R) == _map_path(R, body_secret)
+    assert redact(body_secret, R).request.body == b'{"password":"[REDACTED]"}'
+    plain = _record(res_body=b'{"id":1}')
+    assert redact(plain, R) is plain
 
 
 def test_learned_header_names_still_check_url_values_and_repeats() -> None:
@@ -322,3 +324,42 @@ def test_body_shortcut_folds_ascii_case_and_sends_the_rest_to_the_parser() -> No
         rec = _record(res_body=body)
         assert _changes(R, rec) == secret, body
         assert R.leaves_unchanged(rec) == unchanged, body
+
+
+# -- redact_map: in place, equal to redact_record, and says exactly whether it changed ------------
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_names, st.text(max_size=6) | _query.map(lambda q: "/p?" + q)
+                          | st.just(M)), max_size=3).map(tuple),
+       _query, _body, st.sampled_from(["", "application/x-www-form-urlencoded"]),
+       st.booleans())
+def test_redact_map_equals_redact_record(headers: Any, query: str, body: bytes, ctype: str,
+                                         raw: bool) -> None:
+    for red in (R, Redactor(json_keys=["*secret*", "id"], patterns=["^x-"])):
+        rec = _record(req_headers=headers, res_headers=headers[::-1], url="http://h/p?" + query,
+                      body=body, res_body=body, content_type=ctype)
+        before = rec.to_dict()
+        want = red.redact_record(before)
+        got = rec.to_dict()
+        bodies = (rec.request.body, rec.response.body) if raw else (None, None)
+        changed = red.redact_map(got, *bodies)
+        assert got == want
+        assert changed == (want != before)
+        assert go_json(got) == go_json(want)
+
+
+def test_redact_map_masks_in_place_and_learns_plans_within_bounds() -> None:
+    from qtap_fluent import redact
+
+    red = Redactor()
+    d = _record(req_headers=(("Cookie", "a=b"), (":path", "/a?token=t&x=1"), ("X-B", "1")),
+                url="http://h/a?token=t&x=1").to_dict()
+    headers = d["request"]["headers"]
+    assert red.redact_map(d)
+    assert d["request"]["headers"] is headers  # the same map, masked in place
+    assert headers == {"Cookie": M, ":path": f"/a?token={M}&x=1", "X-B": "1"}
+    assert d["request"]["url"] == f"http://h/a?token={M}&x=1"
+    assert not red.redact_map(d)  # already masked: nothing changes the second time
+    for i in range(redact.MEMO_LIMIT + 3):
+        red.redact_map({"request": {"method": "GET", "url": "/", "headers": {f"X-{i}": "1"}},
+                        "response": {"status": 200}})
+    assert 0 < len(red._plans) <= redact.MEMO_LIMIT

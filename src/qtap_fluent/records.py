@@ -475,6 +475,32 @@ def _record_encoder() -> Callable[[HttpTransaction], str]:
 _encode_record = _record_encoder()
 
 
+def _map_encoder() -> Callable[[Any], str]:
+    try:
+        import orjson
+    except ImportError:
+        return go_json
+    dumps = orjson.dumps
+
+    def encode(d: Any) -> str:
+        try:
+            text: str = dumps(d).decode("utf-8")
+        except TypeError:  # lone surrogates, integers beyond 64 bits: the stdlib writes them
+            return go_json(d)
+        # _go_escape's test written out: the call it spares is ~800 instructions a record.
+        if "<" in text or ">" in text or "&" in text or "\u2028" in text or "\u2029" in text:
+            return _go_escape(text)
+        return text
+
+    return encode
+
+
+map_to_json: Callable[[Any], str] = _map_encoder()
+"""A record map (``HttpTransaction.to_dict``'s shape) as Qtap's JSON line: exactly
+``go_json(d)``, written by orjson when it is installed (~3x the stdlib encoder; it gives the
+same bytes for a record map's values, tests/agent/test_records.py) and by the stdlib otherwise."""
+
+
 def _text_headers_body(out: list[str], headers: Headers, body: bytes | None) -> None:
     if headers:
         out.append("  Headers:")

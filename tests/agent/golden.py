@@ -16,7 +16,7 @@ from qtap_fluent.agent.events import Address, CloseEvent, DataEvent, Direction, 
 from qtap_fluent.agent.ids import XidGenerator
 from qtap_fluent.agent.policy import HttpCapture, Policy
 from qtap_fluent.agent.runner import Runner
-from qtap_fluent.records import HttpTransaction, go_json
+from qtap_fluent.records import HttpTransaction, from_dict, go_json
 from qtap_fluent.sinks.base import Result
 
 GOLDEN = Path(__file__).resolve().parent.parent / "data" / "agent" / "golden"
@@ -56,12 +56,14 @@ class ListOutput:
     def open(self) -> None:
         pass
 
-    def write(self, record: HttpTransaction, line: str) -> Result:
+    def write(self, record: dict[str, Any], line: str, time_ns: int) -> Result:
+        typed = from_dict(record)
         if line.startswith("{"):
-            # The core builds the JSON from a map made in the same pass as the record
-            # (build.record): it must be exactly the record's own map, byte for byte.
-            assert line == go_json(record.to_dict())
-        self.records.append(record)
+            # The core writes the JSON of the map it built (build.record_map): it must be
+            # exactly the record's own map (keys, order, omitempty), byte for byte.
+            assert line == go_json(typed.to_dict())
+        assert typed.transaction_time_ns == time_ns
+        self.records.append(typed)
         self.lines.append(line)
         return Result.OK
 

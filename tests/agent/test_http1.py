@@ -31,6 +31,8 @@ def heads(events: list[object]) -> list[tuple[str, int, object]]:
     for e in events:
         if isinstance(e, RequestHead):
             out.append(("req", e.stream_id, f"{e.method} {e.target}"))
+            if e.ended:  # stands for RequestEnd(body=EMPTY_BODY)
+                out.append(("req-end", e.stream_id, b""))
         elif isinstance(e, ResponseHead):
             out.append(("res", e.stream_id, e.status))
         elif isinstance(e, RequestEnd):
@@ -77,6 +79,17 @@ CASES: dict[str, tuple[list[tuple[str, bytes]], list[tuple[str, int, object]]]] 
              b"Content-Length: 99\r\n\r\n"))],
         [("req", 1, "GET /g"), ("req-end", 1, b""), ("req", 2, "HEAD /h"), ("req-end", 2, b""),
          ("res", 1, 200), ("res-end", 1, b"ok"), ("res", 2, 200), ("res-end", 2, b"")]),
+    "get-cut-in-body-then-pipelined-head": (
+        # The GET's answer is cut inside its body; the next segment holds its rest and the
+        # HEAD's answer (Content-Length, no body), which must still be cut here.
+        [(C, b"GET /g HTTP/1.1\r\nHost: h\r\n\r\nHEAD /h HTTP/1.1\r\nHost: h\r\n\r\n"),
+         (S, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\no"),
+         (S, b"kHTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n"),
+         (C, b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n"),
+         (S, b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz")],
+        [("req", 1, "GET /g"), ("req-end", 1, b""), ("req", 2, "HEAD /h"), ("req-end", 2, b""),
+         ("res", 1, 200), ("res-end", 1, b"ok"), ("res", 2, 200), ("res-end", 2, b""),
+         ("req", 3, "GET /x"), ("req-end", 3, b""), ("res", 3, 200), ("res-end", 3, b"z")]),
     "304-no-body": (
         [(C, b"GET /c HTTP/1.1\r\nHost: h\r\nIf-None-Match: \"x\"\r\n\r\n"),
          (S, b"HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n")],
@@ -204,3 +217,19 @@ def test_head_answers_are_cut_with_other_requests_in_between() -> None:
     for step, data in script:
         getattr(p, step)(data)
     assert p.headless == 0 and not p.pending
+
+
+def test_body_in_one_piece_and_in_pieces_agree() -> None:
+    # on_body builds a one-piece Content-Length body without a collector: the same Body as the
+    # collector gives, for a body that fits, one over the limit, and one after a gap.
+    script = [(C, b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"),
+              (S, b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc")]
+    events = splitting.check(new, script)
+    ends = [e for e in events if isinstance(e, (RequestEnd, ResponseEnd))]
+    assert [(e.body.data, e.body.truncated, e.body.wire_len) for e in ends] == [
+        (b"hello", False, 5), (b"abc", False, 3)]
+    p = Http1Connection(body_limit=4)
+    p.feed_client(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    end = p.feed_server(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n01234")[-1]
+    assert isinstance(end, ResponseEnd)
+    assert (end.body.data, end.body.truncated, end.body.wire_len) == (b"0123", True, 5)

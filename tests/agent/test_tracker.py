@@ -132,3 +132,23 @@ def test_abandoned_bodies_give_their_memory_back() -> None:
     assert t.conns[1].state == "desync"
     t.handle(CloseEvent(conn_id=1, pid=5, ts_ns=S))
     assert t.budget.used == 0
+
+
+def test_bodies_are_the_same_however_the_request_ended() -> None:
+    # A body-less request ends with its head (RequestHead.ended, no RequestEnd); one with a
+    # body ends with a RequestEnd; a one-piece response body skips the collector. The
+    # exchanges carry the same Body values either way: EMPTY_BODY for no body, never None.
+    from qtap_fluent.agent.protocols.events import EMPTY_BODY
+
+    t = Tracker()
+    t.handle(ev(REQ, Direction.OUTBOUND))
+    [get] = t.handle(ev(RES, Direction.INBOUND, ts=S))
+    assert get.request.ended and get.request_body is EMPTY_BODY
+    assert get.response_body is not None and get.response_body.data == b"ok"
+    assert (get.response_body.truncated, get.response_body.wire_len) == (False, 2)
+    post = b"POST /p HTTP/1.1\r\nHost: h.example\r\nContent-Length: 3\r\n\r\nabc"
+    t.handle(ev(post, Direction.OUTBOUND, ts=2 * S))
+    [ex] = t.handle(ev(RES, Direction.INBOUND, ts=3 * S))
+    assert not ex.request.ended and ex.request_body is not None
+    assert (ex.request_body.data, ex.request_body.wire_len) == (b"abc", 3)
+    assert ex.bytes_sent == len(post) and ex.bytes_received == len(RES)

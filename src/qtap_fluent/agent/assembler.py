@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from qtap_fluent.agent.events import Address
 from qtap_fluent.agent.protocols.events import (
+    EMPTY_BODY,
     Body,
     Desync,
     Headers,
@@ -44,15 +45,27 @@ _PRIVATE = tuple(ipaddress.ip_network(n) for n in
                  ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"))
 
 
+#: Answers of ``is_private`` by address text, bounded: hosts talk to the same few peers, and
+#: parsing an address with ``ipaddress`` costs ~40,000 instructions, once per connection.
+_private_cache: dict[str, bool] = {}
+_PRIVATE_CACHE_SIZE = 4096
+
+
 def is_private(ip: str) -> bool:
     """Go ``net.IP.IsPrivate`` (IPv4-mapped IPv6 addresses count as their IPv4)."""
+    known = _private_cache.get(ip)
+    if known is not None:
+        return known
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
         return False
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         addr = addr.ipv4_mapped
-    return any(addr.version == net.version and addr in net for net in _PRIVATE)
+    private = any(addr.version == net.version and addr in net for net in _PRIVATE)
+    if len(_private_cache) < _PRIVATE_CACHE_SIZE:
+        _private_cache[ip] = private
+    return private
 
 
 def direction_of(client: bool, remote: Address | None) -> str:
@@ -147,7 +160,9 @@ class Pairing:
         return done
 
     def _request_head(self, ev: RequestHead, ts: int, done: list[Exchange]) -> None:
-        self.open[ev.stream_id] = _Open(ev, ts)
+        o = self.open[ev.stream_id] = _Open(ev, ts)
+        if ev.ended:
+            o.body = EMPTY_BODY  # what the RequestEnd it stands for would have said
 
     def _response_head(self, ev: ResponseHead, ts: int, done: list[Exchange]) -> None:
         o = self.open.get(ev.stream_id)

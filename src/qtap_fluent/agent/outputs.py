@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
 from qtap_fluent.errors import UsageError
-from qtap_fluent.records import HttpTransaction, docker_shape, structured_shape
+from qtap_fluent.records import docker_shape
 from qtap_fluent.sinks.base import Result
 
 #: Result members as constants: an enum member lookup costs ~1,000 instructions in CPython 3.11.
@@ -35,11 +35,15 @@ class OutputOptions:
 
 
 class Output(Protocol):
+    """``write`` gets one transaction: its Qtap map (``HttpTransaction.to_dict``'s shape; read
+    it, never change it: ``records.from_dict`` gives the typed record), the line ``stdout``
+    writes (JSON or text), and the transaction time in nanoseconds since the epoch."""
+
     name: str
 
     def open(self) -> None: ...
 
-    def write(self, record: HttpTransaction, line: str) -> Result: ...
+    def write(self, record: dict[str, Any], line: str, time_ns: int) -> Result: ...
 
     def close(self) -> Result: ...
 
@@ -63,7 +67,7 @@ class StreamOutput:
         elif self._stream is None:
             self._stream = sys.stdout.buffer
 
-    def write(self, record: HttpTransaction, line: str) -> Result:
+    def write(self, record: dict[str, Any], line: str, time_ns: int) -> Result:
         assert self._stream is not None, "open() first"
         data = line if line.endswith("\n") else line + "\n"
         try:
@@ -109,14 +113,14 @@ class ForwardOutput:
             factory = ForwardClient
         self._client = factory(self.host, self.port, require_ack=True)
 
-    def write(self, record: HttpTransaction, line: str) -> Result:
+    def write(self, record: dict[str, Any], line: str, time_ns: int) -> Result:
         o = self.options
         body: dict[str, Any]
         if o.shape == "structured":
-            body = structured_shape(record)
+            body = record  # structured_shape: the transaction map itself
         else:
             body = docker_shape(line.rstrip("\n"), o.container_id, o.container_name)
-        self._client.emit(o.tag, body, record.transaction_time_ns / 1e9)
+        self._client.emit(o.tag, body, time_ns / 1e9)
         return _OK
 
     def close(self) -> Result:

@@ -92,6 +92,8 @@ class Decision:
 
 
 NO_CAPTURE = Decision(level=build.NONE, format="json")
+#: Bound of a policy's domain -> decision memo.
+_DECISIONS_MAX = 4096
 
 
 @functools.lru_cache(maxsize=256)
@@ -112,6 +114,11 @@ class Policy:
     http_stack: str = ""
     endpoints: Mapping[str, str] = field(default_factory=dict)  #: domain -> stack name
     redactor: RecordRedactor | None = None
+    #: domain -> decision, for domains whose stack has no rules (the decision is then a
+    #: function of the domain alone): ~2,500 instructions per transaction less (callgrind).
+    #: Bounded; a pure function of the domain, so sharing it between threads is harmless.
+    _by_domain: dict[str, Decision] = field(default_factory=dict, init=False, repr=False,
+                                            compare=False)
 
     # -- connection level (decided once, before parsing) -----------------------------------
 
@@ -142,39 +149,64 @@ class Policy:
     def decide(self, ex: Exchange, parts: build.Parts | None = None) -> Decision:
         """Level and format for one exchange."""
         p = parts or build.Parts(ex)
-        stack = self.stack_for(p.domain)
+        domain = p.domain
+        decision = self._by_domain.get(domain)
+        if decision is not None:
+            return decision
+        stack = self.stack_for(domain)
         cap = self.stacks.get(stack) if stack and stack != "none" else None
         if cap is None:
-            return NO_CAPTURE
-        if cap.rules:
+            decision = NO_CAPTURE
+        elif cap.rules:
             ctx = build.rule_context(ex, p)
             for rule in cap.rules:
                 if rule.matcher.matches(ctx):
                     return _decision(rule.level, rule.format or cap.format, rule.name)
-        return _decision(cap.level, cap.format)
+            return _decision(cap.level, cap.format)
+        else:
+            decision = _decision(cap.level, cap.format)
+        if len(self._by_domain) >= _DECISIONS_MAX:
+            self._by_domain.clear()
+        self._by_domain[domain] = decision
+        return decision
 
     def apply(self, ex: Exchange) -> tuple[Decision, HttpTransaction | None]:
-        """Decide and build: the record at its level (None for ``none``), redacted."""
+        """Decide and build: the typed record at its level (None for ``none``), redacted.
+
+        For callers that want the object; the capture core uses ``apply_map``."""
+        decision, d = self.apply_map(ex)
+        if d is None:
+            return decision, None
+        return decision, from_dict(d, container_id=ex.container_id).with_map(d)
+
+    def apply_map(self, ex: Exchange) -> tuple[Decision, dict[str, Any] | None]:
+        """Decide and build: the record's map at its level (None for ``none``), redacted.
+
+        The map (``build.record_map``) is what the outputs write; the caller owns it."""
         parts = build.Parts(ex)
         decision = self.decide(ex, parts)
         if decision.level == build.NONE:
             return decision, None
-        rec = build.record(ex, decision.level, parts)
-        if self.redactor is not None:
-            rec = redact(rec, self.redactor)
-        return decision, rec
+        d = build.record_map(ex, decision.level, parts)
+        redactor = self.redactor
+        if redactor is not None:
+            if isinstance(redactor, Redactor):
+                # In place, and with the raw bodies: no copy, no base64 round trip to check them.
+                rq, rs = ex.request_body, ex.response_body
+                redactor.redact_map(d, rq.data if rq is not None else None,
+                                    rs.data if rs is not None else None)
+            else:
+                d = redactor.redact_record(d)
+        return decision, d
 
 
 def redact(rec: HttpTransaction, redactor: RecordRedactor) -> HttpTransaction:
-    """Apply the record redactor (which works on the Qtap map) and rebuild the record."""
+    """Apply the record redactor (which works on the Qtap map) to a typed record: ``rec`` itself
+    when nothing changes, else the redacted map read back (``records.from_dict``)."""
+    d = rec.to_dict()
     if isinstance(redactor, Redactor):
-        # The common cases (nothing to mask, or headers and query values only) on the typed
-        # record; the map round trip only when a body must be rewritten.
-        typed = redactor.redact_transaction(rec)
-        if typed is not None:
-            return typed
-    before = rec.to_dict()
-    after = redactor.redact_record(before)
-    if after == before:
-        return rec
-    return from_dict(after, container_id=rec.container_id)
+        changed = redactor.redact_map(d, rec.request.body, rec.response.body)
+    else:
+        after = redactor.redact_record(d)
+        changed, d = after != d, after
+    return from_dict(d, container_id=rec.container_id) if changed else rec

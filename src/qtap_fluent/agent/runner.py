@@ -7,13 +7,14 @@ capture's own timestamps, so a replay gives the same records every time.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from qtap_fluent.agent.assembler import Exchange
 from qtap_fluent.agent.events import SourceEvent
 from qtap_fluent.agent.outputs import Output
 from qtap_fluent.agent.policy import Policy
 from qtap_fluent.agent.tracker import Counters, Limits, Tracker
-from qtap_fluent.records import HttpTransaction
+from qtap_fluent.records import from_dict, map_to_json
 from qtap_fluent.sinks.base import Result
 
 EVICT_EVERY_NS = 1_000_000_000
@@ -44,20 +45,23 @@ class Runner:
             for ex in self.tracker.evict(ts):
                 self.emit(ex)
 
-    def emit(self, ex: Exchange) -> HttpTransaction | None:
-        """Apply the policy to one exchange and write its record."""
-        decision, rec = self.policy.apply(ex)
-        if rec is None:
+    def emit(self, ex: Exchange) -> dict[str, Any] | None:
+        """Apply the policy to one exchange and write its record (returned as its map)."""
+        decision, d = self.policy.apply_map(ex)
+        if d is None:
             self.counters.dropped_by_policy += 1
             return None
-        line = rec.to_text() if decision.format == "text" else rec.to_json()
-        result = self.output.write(rec, line)
+        if decision.format == "text":
+            line = from_dict(d, container_id=ex.container_id).to_text()
+        else:
+            line = map_to_json(d)
+        result = self.output.write(d, line, ex.end_ts_ns)
         if result is _OK:
             self.counters.transactions_emitted += 1
         else:
             key = f"output_{result.value}"
             self.counters.extra[key] = self.counters.extra.get(key, 0) + 1
-        return rec
+        return d
 
     def run(self, events: Iterable[SourceEvent]) -> Counters:
         """Process every event, then finish open connections at the last timestamp seen."""

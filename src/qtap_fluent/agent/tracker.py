@@ -33,6 +33,7 @@ from qtap_fluent.agent.events import (
 from qtap_fluent.agent.ids import XidGenerator
 from qtap_fluent.agent.protocols import detect
 from qtap_fluent.agent.protocols.body import DEFAULT_BODY_LIMIT, Budget
+from qtap_fluent.agent.protocols.events import ProtocolEvent
 from qtap_fluent.agent.protocols.http1 import Http1Connection
 from qtap_fluent.agent.protocols.http2 import Http2Connection
 
@@ -174,7 +175,43 @@ class Tracker:
     def handle(self, ev: SourceEvent) -> list[Exchange]:
         """Apply one source event; return the exchanges it completed."""
         if isinstance(ev, DataEvent):
-            return self._data(ev)
+            # The per-event bookkeeping of a data event, inlined here (one Python call less
+            # per event than a separate method).
+            conns = self.conns
+            conn = conns.get(ev.conn_id)
+            if conn is None:
+                conn = self._open(ev)
+                if conn is None:
+                    return []
+            else:
+                conns.move_to_end(ev.conn_id)
+            conn.last_ns = ev.ts_ns
+            real_len = ev.real_len
+            if ev.direction is _OUTBOUND:
+                conn.bytes_out += real_len
+            else:
+                conn.bytes_in += real_len
+            gap = real_len - len(ev.data)
+            if gap > 0:
+                self.counters.bytes_truncated += gap
+            state = conn.state
+            if state == "http":
+                data = ev.data
+                if gap > 0 or not data:
+                    return self._feed(conn, ev, gap)
+                # _feed for the usual event (bytes, nothing lost), inlined: one call less.
+                parser = conn.parser
+                assert parser is not None
+                events = (parser.feed_client(data) if ev.direction is conn.client_dir
+                          else parser.feed_server(data))
+                if not events:
+                    return []
+                if parser.state == "http":
+                    return conn.pairing.apply(events, ev.ts_ns)
+                return self._left_http(conn, parser, events, ev)
+            if state == "detect":
+                return self._detect(conn, ev, gap)
+            return []
         if isinstance(ev, CloseEvent):
             conn = self.conns.pop(ev.conn_id, None)
             return self._finish(conn, ev.ts_ns) if conn is not None else []
@@ -205,32 +242,16 @@ class Tracker:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _data(self, ev: DataEvent) -> list[Exchange]:
-        conn = self.conns.get(ev.conn_id)
-        if conn is None:
-            if len(self.conns) >= self.limits.max_connections:
-                self.counters.connections_refused += 1
-                return []
-            cid = ev.container_id
-            if cid is None and self.container_lookup is not None:
-                cid = self.container_lookup(ev.pid)
-            conn = self.conns[ev.conn_id] = Connection(ev, self.ids, cid or "")
-        else:
-            self.conns.move_to_end(ev.conn_id)
-        conn.last_ns = ev.ts_ns
-        if ev.direction is _OUTBOUND:
-            conn.bytes_out += ev.real_len
-        else:
-            conn.bytes_in += ev.real_len
-        gap = ev.real_len - len(ev.data)
-        if gap > 0:
-            self.counters.bytes_truncated += gap
-        state = conn.state
-        if state == "http":
-            return self._feed(conn, ev, gap)
-        if state == "detect":
-            return self._detect(conn, ev, gap)
-        return []
+    def _open(self, ev: DataEvent) -> Connection | None:
+        """Start tracking the connection of ``ev``; None when the connection limit is reached."""
+        if len(self.conns) >= self.limits.max_connections:
+            self.counters.connections_refused += 1
+            return None
+        cid = ev.container_id
+        if cid is None and self.container_lookup is not None:
+            cid = self.container_lookup(ev.pid)
+        conn = self.conns[ev.conn_id] = Connection(ev, self.ids, cid or "")
+        return conn
 
     def _feed(self, conn: Connection, ev: DataEvent, gap: int) -> list[Exchange]:
         parser = conn.parser
@@ -246,9 +267,15 @@ class Tracker:
         if not events:
             return []
         if parser.state != "http":
-            self._watch(conn, parser)
-            if parser.tunnel_reason == "h2c" and isinstance(parser, Http1Connection):
-                return conn.pairing.apply(events, ev.ts_ns) + self._to_h2c(conn, parser, ev)
+            return self._left_http(conn, parser, events, ev)
+        return conn.pairing.apply(events, ev.ts_ns)
+
+    def _left_http(self, conn: Connection, parser: Parser, events: list[ProtocolEvent],
+                   ev: DataEvent) -> list[Exchange]:
+        """``events`` ended HTTP on the connection (Desync/Tunnel): pair them, then follow."""
+        self._watch(conn, parser)
+        if parser.tunnel_reason == "h2c" and isinstance(parser, Http1Connection):
+            return conn.pairing.apply(events, ev.ts_ns) + self._to_h2c(conn, parser, ev)
         return conn.pairing.apply(events, ev.ts_ns)
 
     def _to_h2c(self, conn: Connection, old: Http1Connection, ev: DataEvent) -> list[Exchange]:

