@@ -70,6 +70,16 @@ def test_plans_are_learned_once_and_bounded() -> None:
     assert 0 < len(build._request_plans) <= build._PLANS_MAX
     ex = _exchange((("Accept", "1"), ("accept", "2")), (), "1.1", True)  # repeated name
     assert build.record_map(ex, build.FULL)["request"]["headers"]["Accept"] == "1"  # the first
+    # The same raw name twice (plans are keyed by the names in order, repeats included): the
+    # first value wins for the map and for the fields taken by position, learned or not.
+    for _ in range(2):
+        ex = _exchange((("User-Agent", "a"), ("Host", "h"), ("User-Agent", "b")),
+                       (("Content-Type", "x/1"), ("Content-Type", "x/2")), "1.1", True)
+        d = build.record_map(ex, build.FULL)
+        assert d["request"]["user_agent"] == "a"
+        assert d["request"]["headers"]["User-Agent"] == "a"
+        assert d["response"]["content_type"] == "x/1"
+        assert d["response"]["headers"]["Content-Type"] == "x/1"
 
 
 def test_map_to_json_is_go_json_for_every_value() -> None:
