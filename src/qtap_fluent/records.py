@@ -407,12 +407,6 @@ class HttpTransaction(_MapMemo):
         _set_map(self, d)
         return self
 
-    def attached_map(self) -> dict[str, Any] | None:
-        """The map ``with_map`` attached (equal to ``to_dict()``; read it, never change it), or
-        None: lets readers such as the redactor's no-secret check reuse its header maps."""
-        m: dict[str, Any] | None = getattr(self, "_map", None)
-        return m
-
     def json_direct(self) -> str:
         """``to_dict`` as compact JSON, written in its key order without building the map;
         strings through the stdlib encoder's own C function. Go's HTML escapes not applied."""

@@ -188,25 +188,25 @@ class Policy:
         if decision.level == build.NONE:
             return decision, None
         d = build.record_map(ex, decision.level, parts)
-        redactor = self.redactor
-        if redactor is not None:
-            if isinstance(redactor, Redactor):
-                # In place, and with the raw bodies: no copy, no base64 round trip to check them.
-                rq, rs = ex.request_body, ex.response_body
-                redactor.redact_map(d, rq.data if rq is not None else None,
-                                    rs.data if rs is not None else None)
-            else:
-                d = redactor.redact_record(d)
+        if self.redactor is not None:
+            rq, rs = ex.request_body, ex.response_body
+            _, d = _redact_map(self.redactor, d, rq.data if rq is not None else None,
+                               rs.data if rs is not None else None)
         return decision, d
 
 
 def redact(rec: HttpTransaction, redactor: RecordRedactor) -> HttpTransaction:
     """Apply the record redactor (which works on the Qtap map) to a typed record: ``rec`` itself
     when nothing changes, else the redacted map read back (``records.from_dict``)."""
-    d = rec.to_dict()
-    if isinstance(redactor, Redactor):
-        changed = redactor.redact_map(d, rec.request.body, rec.response.body)
-    else:
-        after = redactor.redact_record(d)
-        changed, d = after != d, after
+    changed, d = _redact_map(redactor, rec.to_dict(), rec.request.body, rec.response.body)
     return from_dict(d, container_id=rec.container_id) if changed else rec
+
+
+def _redact_map(redactor: RecordRedactor, d: dict[str, Any], request_raw: bytes | None,
+                response_raw: bytes | None) -> tuple[bool, dict[str, Any]]:
+    """Redact the map ``d`` (the caller's); whether anything changed, and the result. Our
+    ``Redactor`` works in place and checks the raw bodies (no copy, no base64 round trip)."""
+    if isinstance(redactor, Redactor):
+        return redactor.redact_map(d, request_raw, response_raw), d
+    after = redactor.redact_record(d)
+    return after != d, after
