@@ -362,4 +362,4 @@ def test_redact_map_masks_in_place_and_learns_plans_within_bounds() -> None:
     for i in range(redact.MEMO_LIMIT + 3):
         red.redact_map({"request": {"method": "GET", "url": "/", "headers": {f"X-{i}": "1"}},
                         "response": {"status": 200}})
-    assert 0 < len(red._plans) <= redact.MEMO_LIMIT
+    assert 0 < len(red.header_plans) <= redact.MEMO_LIMIT

@@ -332,10 +332,10 @@ def test_redactor_url_memo_is_bounded_and_exact() -> None:
     assert red.redact_url(url) == "http://h/p?a=1&token=[REDACTED]#frag"  # from the memo
     long_url = "http://h/p?token=x&pad=" + "y" * redact.MEMO_MAX_URL
     assert red.redact_url(long_url).startswith("http://h/p?token=[REDACTED]&pad=yyy")
-    assert long_url not in red._url_memo
+    assert long_url not in red.url_memo
     for i in range(redact.MEMO_LIMIT + 10):
         assert red.redact_url(f"/x?key={i}") == "/x?key=[REDACTED]"
-    assert len(red._url_memo) <= redact.MEMO_LIMIT
+    assert len(red.url_memo) <= redact.MEMO_LIMIT
 
 
 _keys = st.sampled_from(["id", "name", "token", "Password", "my_secret_x", "total_tokens", ":",

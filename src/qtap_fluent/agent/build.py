@@ -14,6 +14,7 @@ from typing import Any
 from qtap_fluent.agent.assembler import Exchange
 from qtap_fluent.agent.protocols.events import ResponseHead
 from qtap_fluent.records import Headers, HttpTransaction, b64, from_dict, rfc3339nano
+from qtap_fluent.redact import Redactor
 
 NONE, SUMMARY, HEADERS, FULL = "none", "summary", "headers", "full"
 LEVELS = (NONE, SUMMARY, HEADERS, FULL)
@@ -77,9 +78,10 @@ class Parts:
     def __init__(self, ex: Exchange) -> None:
         req = ex.request
         target = req.target
-        self.scheme = "https" if ex.tls else "http"
+        self.scheme = scheme = "https" if ex.tls else "http"
         authority = req.authority
-        if target.startswith(("http://", "https://")):  # absolute-form (RFC 9112 §3.2.2)
+        if target[:1] != "/" and target.startswith(("http://", "https://")):
+            # absolute-form (RFC 9112 §3.2.2)
             rest = target.partition("://")[2]
             host, slash, tail = rest.partition("/")
             authority = authority or host
@@ -87,12 +89,12 @@ class Parts:
         if not authority:
             authority = ex.sni or (f"{ex.remote.ip}:{ex.remote.port}" if ex.remote else "")
         self.authority = authority
-        self.target = target
-        if not target.startswith("/"):
-            target = ""  # authority-form (CONNECT) or asterisk-form: no path (RFC 9112 §3.2)
-        q = target.find("?")
-        self.path = target if q < 0 else target[:q]
-        self.url = f"{self.scheme}://{authority}{target}" if authority else target
+        self.target = path = target
+        if target[:1] != "/":
+            path = ""  # authority-form (CONNECT) or asterisk-form: no path (RFC 9112 §3.2)
+        q = path.find("?")
+        self.path = path if q < 0 else path[:q]
+        self.url = f"{scheme}://{authority}{path}" if authority else path
         domain = _domains.get(authority)
         if domain is None:
             host = split_authority(authority)
@@ -100,7 +102,7 @@ class Parts:
             if len(_domains) < 4096:
                 _domains[authority] = domain
         self.domain = domain
-        self.endpoint = self.domain or ex.sni or (ex.remote.ip if ex.remote else "")
+        self.endpoint = domain or ex.sni or (ex.remote.ip if ex.remote else "")
 
 
 _tags_cache: dict[tuple[str, str, bool, bool], tuple[str, ...]] = {}
@@ -274,9 +276,13 @@ def _text_of(n: int) -> str:
 _ALWAYS = frozenset({"metadata", "request", "response", "transaction_time", "method", "url"})
 
 
-def record_map(ex: Exchange, level: str, parts: Parts | None = None) -> dict[str, Any]:
+def record_map(ex: Exchange, level: str, parts: Parts | None = None,
+               redactor: Redactor | None = None) -> dict[str, Any]:
     """The Qtap map of ``ex`` at ``level`` (summary, headers or full): what
-    ``record(ex, level).to_dict()`` gives, keys in ``records``' order with its omitempty rules.
+    ``record(ex, level).to_dict()`` gives, keys in ``records``' order with its omitempty rules;
+    redacted by ``redactor`` when one is given: ``Redactor.redact_built`` where header plans
+    built both header maps (it relies on their keys and on the raw bodies), else
+    ``Redactor.redact_map``.
 
     The capture core's hot path: the map is all the outputs need (its JSON line, the forward
     shapes), so no typed record is built here (the four ``records`` objects cost ~12,000
@@ -309,6 +315,9 @@ def record_map(ex: Exchange, level: str, parts: Parts | None = None) -> dict[str
         plan = _request_plans.get(names := tuple(map(_name_of, hdrs)), _UNKNOWN)
         if plan is _UNKNOWN:
             plan = _plan(_request_plans, names, _request_plan)
+    req_keys = res_keys = None  # the header maps' keys, when a plan built them
+    rq_raw: bytes | None = None  # the bodies the map holds (level full), for the redactor
+    rs_raw: bytes | None = None
     if plan is not None:
         keys, get, ua_at, ct_at, pick = plan
         user_agent = hdrs[ua_at][1] if ua_at >= 0 else ""
@@ -316,6 +325,7 @@ def record_map(ex: Exchange, level: str, parts: Parts | None = None) -> dict[str
         if level == SUMMARY:
             pass
         elif pick is not None:
+            req_keys = keys
             req_headers = {":authority": p.authority, ":method": req.method, ":path": p.target,
                            ":scheme": p.scheme}
             req_headers.update(pick(hdrs))
@@ -326,6 +336,7 @@ def record_map(ex: Exchange, level: str, parts: Parts | None = None) -> dict[str
             by_name[":path"] = p.target
             by_name[":scheme"] = p.scheme
             req_headers = dict(zip(keys, get(by_name)))
+            req_keys = keys
     else:
         user_agent, req_type, req_headers = _request_headers(ex, p, level)
     if user_agent:
@@ -334,6 +345,7 @@ def record_map(ex: Exchange, level: str, parts: Parts | None = None) -> dict[str
         q["content_type"] = req_type
     r: dict[str, Any] = {"status": ex.status}
     res_headers: dict[str, str] = {}
+    rplan = None
     if res is not None:
         hdrs = res.headers
         # (HTTP/2's :status is not among them: plans serve both)
@@ -350,6 +362,7 @@ def record_map(ex: Exchange, level: str, parts: Parts | None = None) -> dict[str
                     res_headers = {":status": _int_text.get(status) or _text_of(status)}
                     if te:
                         res_headers[":transfer-encoding"] = te  # sorts after ":status"
+                        keys = keys_te
                     res_headers.update(pick(hdrs))
                 else:
                     by_name = dict(hdrs)
@@ -358,6 +371,7 @@ def record_map(ex: Exchange, level: str, parts: Parts | None = None) -> dict[str
                         by_name[":transfer-encoding"] = te
                         keys, get = keys_te, get_te
                     res_headers = dict(zip(keys, get(by_name)))
+                res_keys = keys
         else:
             res_type, res_headers = _response_headers(res, level)
         if res_type:
@@ -368,11 +382,11 @@ def record_map(ex: Exchange, level: str, parts: Parts | None = None) -> dict[str
             r["headers"] = res_headers
         if level == FULL:
             body = ex.request_body
-            if body is not None and body.data:
-                q["body"] = b64(body.data)
+            if body is not None and (rq_raw := body.data):
+                q["body"] = b64(rq_raw)
             body = ex.response_body
-            if body is not None and body.data:
-                r["body"] = b64(body.data)
+            if body is not None and (rs_raw := body.data):
+                r["body"] = b64(rs_raw)
     duration = 0
     if ex.response_ts_ns and ex.request_ts_ns:
         duration = max(1, (ex.response_ts_ns - ex.request_ts_ns) // 1_000_000)
@@ -381,6 +395,11 @@ def record_map(ex: Exchange, level: str, parts: Parts | None = None) -> dict[str
                          "direction": ex.direction}
     if not (duration and ex.direction):
         d = {k: v for k, v in d.items() if v or k in _ALWAYS}
+    if redactor is not None:
+        if plan is not None and (res is None or rplan is not None):
+            redactor.redact_built(q, r, req_keys, res_keys, rq_raw, rs_raw)
+        else:
+            redactor.redact_map(d, rq_raw, rs_raw)
     return d
 
 

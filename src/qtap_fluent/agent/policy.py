@@ -184,15 +184,15 @@ class Policy:
 
         The map (``build.record_map``) is what the outputs write; the caller owns it."""
         parts = build.Parts(ex)
-        decision = self.decide(ex, parts)
-        if decision.level == build.NONE:
+        # decide()'s memo written out (one call less per transaction, ~600 instructions)
+        decision = self._by_domain.get(parts.domain) or self.decide(ex, parts)
+        level = decision.level
+        if level == build.NONE:
             return decision, None
-        d = build.record_map(ex, decision.level, parts)
-        if self.redactor is not None:
-            rq, rs = ex.request_body, ex.response_body
-            _, d = _redact_map(self.redactor, d, rq.data if rq is not None else None,
-                               rs.data if rs is not None else None)
-        return decision, d
+        redactor = self.redactor
+        if redactor is None or redactor.__class__ is Redactor:  # ours: in place, while building
+            return decision, build.record_map(ex, level, parts, redactor)
+        return decision, redactor.redact_record(build.record_map(ex, level, parts))
 
 
 def redact(rec: HttpTransaction, redactor: RecordRedactor) -> HttpTransaction:
