@@ -5,8 +5,9 @@ to judge a change by).
     PYTHONHASHSEED=0 valgrind --tool=callgrind $PY bench/callgrind_capture.py MODE N
 
 MODE: ``events`` (only builds the input events: subtract its count), ``bare`` (httptools alone on
-the same bytes), ``full``, ``redact`` (full with the default redaction), ``summary``, ``h2``,
-``h2events``. Instructions per transaction = (Ir of MODE - Ir of the matching events run) / N.
+the same bytes), ``full``, ``redact`` (full with the default redaction), ``redact-auth`` (the
+same with an Authorization header to mask; its events run is ``auth-events``), ``summary``,
+``h2``, ``h2events``. Instructions per transaction = (Ir of MODE - Ir of the matching events run) / N.
 PYTHONHASHSEED=0 makes two runs hash alike.
 """
 
@@ -24,7 +25,8 @@ from qtap_fluent.agent.policy import HttpCapture, Policy
 from qtap_fluent.agent.runner import Runner
 from qtap_fluent.redact import Redactor
 
-MODES = ("events", "bare", "full", "redact", "summary", "h2", "h2events")
+MODES = ("events", "bare", "full", "redact", "redact-auth", "auth-events", "summary", "h2",
+         "h2events")
 
 
 def main(argv: list[str]) -> int:
@@ -32,7 +34,10 @@ def main(argv: list[str]) -> int:
         print(f"usage: callgrind_capture.py {{{'|'.join(MODES)}}} N", file=sys.stderr)
         return 2
     mode, n = argv[0], int(argv[1])
-    events = b.http2_events(n) if mode.startswith("h2") else b.http1_events(n)
+    if mode.startswith("h2"):
+        events = b.http2_events(n)
+    else:
+        events = b.http1_events(n, req=b.REQ_SECRET if "auth" in mode else b.REQ)
     if mode.endswith("events"):
         return 0
     if mode == "bare":
@@ -46,11 +51,10 @@ def main(argv: list[str]) -> int:
         return 0
     level = "summary" if mode == "summary" else "full"
     policy = Policy(stacks={"s": HttpCapture(level=level)}, http_stack="s",
-                    redactor=Redactor() if mode == "redact" else None)
+                    redactor=Redactor() if mode.startswith("redact") else None)
     out = b.NullOutput()
     runner = Runner(policy, out)
-    for ev in events:
-        runner.process(ev)
+    runner.feed(events)
     print(f"{mode}: {out.n} transactions", file=sys.stderr)
     return 0
 

