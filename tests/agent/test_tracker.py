@@ -58,6 +58,21 @@ def test_idle_eviction_ends_open_requests_with_499() -> None:
     assert list(t.conns) == [2] and t.counters.connections_evicted == 1
 
 
+def test_eviction_goes_by_last_use_not_by_first_sight() -> None:
+    # conn 1 is seen first but used again later: the idle one is conn 2, and eviction stops at
+    # the first connection still in use (least recently used first).
+    t = Tracker(limits=Limits(idle_timeout_ns=10 * S))
+    t.handle(ev(REQ, Direction.OUTBOUND, ts=0, conn=1))
+    t.handle(ev(REQ, Direction.OUTBOUND, ts=1 * S, conn=2))
+    t.handle(ev(RES, Direction.INBOUND, ts=6 * S, conn=1))
+    assert list(t.conns) == [2, 1]
+    [ex] = t.evict(12 * S)
+    assert ex.conn_id == 2 and ex.status == 499
+    assert list(t.conns) == [1]
+    t.handle(CloseEvent(conn_id=1, pid=5, ts_ns=13 * S))
+    assert not t.conns
+
+
 def test_connection_limit_refuses_and_counts() -> None:
     t = Tracker(limits=Limits(max_connections=2))
     for conn in (1, 2, 3):

@@ -15,7 +15,6 @@ counter of what it dropped (``Counters``):
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -162,7 +161,8 @@ class Tracker:
         self.accept = accept
         self.container_lookup = container_lookup
         self.ids = ids or XidGenerator("qtap-fluent", 0)
-        self.conns: OrderedDict[int, Connection] = OrderedDict()
+        #: Tracked connections, least recently used first (insertion order, see handle).
+        self.conns: dict[int, Connection] = {}
         self.budget = Budget(self.limits.body_memory)
 
     def sync_counters(self) -> Counters:
@@ -178,37 +178,42 @@ class Tracker:
             # The per-event bookkeeping of a data event, inlined here (one Python call less
             # per event than a separate method).
             conns = self.conns
-            conn = conns.get(ev.conn_id)
+            cid = ev.conn_id
+            # Least recently used first (``evict``): pop and put back at the end. A plain
+            # dict's pop and store cost ~300 instructions less per event than OrderedDict's
+            # get and move_to_end (callgrind).
+            conn = conns.pop(cid, None)
             if conn is None:
                 conn = self._open(ev)
                 if conn is None:
                     return []
             else:
-                conns.move_to_end(ev.conn_id)
-            conn.last_ns = ev.ts_ns
+                conns[cid] = conn
+            ts = conn.last_ns = ev.ts_ns
             real_len = ev.real_len
-            if ev.direction is _OUTBOUND:
+            data = ev.data
+            direction = ev.direction
+            if direction is _OUTBOUND:
                 conn.bytes_out += real_len
             else:
                 conn.bytes_in += real_len
-            gap = real_len - len(ev.data)
+            gap = real_len - len(data)
             if gap > 0:
                 self.counters.bytes_truncated += gap
-            state = conn.state
-            if state == "http":
-                data = ev.data
-                if gap > 0 or not data:
-                    return self._feed(conn, ev, gap)
+            elif conn.state == "http" and data:
                 # _feed for the usual event (bytes, nothing lost), inlined: one call less.
                 parser = conn.parser
                 assert parser is not None
-                events = (parser.feed_client(data) if ev.direction is conn.client_dir
+                events = (parser.feed_client(data) if direction is conn.client_dir
                           else parser.feed_server(data))
                 if not events:
                     return []
                 if parser.state == "http":
-                    return conn.pairing.apply(events, ev.ts_ns)
+                    return conn.pairing.apply(events, ts)
                 return self._left_http(conn, parser, events, ev)
+            state = conn.state
+            if state == "http":
+                return self._feed(conn, ev, gap)
             if state == "detect":
                 return self._detect(conn, ev, gap)
             return []
@@ -223,10 +228,15 @@ class Tracker:
         """Finish connections idle for longer than the idle timeout."""
         out: list[Exchange] = []
         cutoff = now_ns - self.limits.idle_timeout_ns
-        while self.conns:
-            conn = next(iter(self.conns.values()))
+        # One pass from the least recently used end: the plain dict's first entries can be
+        # holes left by ``handle``'s pop-and-store (until the dict compacts on growth), so
+        # asking for the first entry again per evicted connection could rescan them.
+        idle: list[Connection] = []
+        for conn in self.conns.values():
             if conn.last_ns > cutoff:
                 break
+            idle.append(conn)
+        for conn in idle:
             del self.conns[conn.conn_id]
             self.counters.connections_evicted += 1
             out += self._finish(conn, now_ns)
@@ -286,8 +296,8 @@ class Tracker:
             conn.pairing.open[1] = o
             # the request went as HTTP/1: its bytes are what the client sent since the last one
             p = conn.pairing
-            o.req_wire = (conn.bytes_out - p.mark_out) if conn.client else (conn.bytes_in
-                                                                               - p.mark_in)
+            o[assembler.REQ_WIRE] = (conn.bytes_out - p.mark_out) if conn.client else (
+                conn.bytes_in - p.mark_in)
         new = Http2Connection.upgraded(self.limits.body_limit, self.budget)
         client, server = old.upgraded_bytes()
         old.discard()
