@@ -397,20 +397,9 @@ class Redactor:
         if isinstance(headers, dict):
             keys = tuple(headers)
             plan = self.header_plans.get(keys) or self.header_plan(keys)
-            if plan is not _CLEAN_PLAN:  # the usual header map: nothing to look at
-                masked, urls = plan
-                mask = self.mask
-                for name in masked:
-                    if headers[name] != mask:
-                        headers[name] = mask
-                        changed = True
-                for name in urls:
-                    value = headers[name]
-                    if isinstance(value, str) and "?" in value:
-                        new = self.url_memo.get(value) or self.redact_url(value)
-                        if new != value:
-                            headers[name] = new
-                            changed = True
+            # (the usual header map's plan is _CLEAN_PLAN: nothing to look at)
+            if plan is not _CLEAN_PLAN and self._apply_header_plan(headers, plan):
+                changed = True
         elif isinstance(headers, Mapping):
             new_headers = self.redact_headers(headers)
             if new_headers != headers:
@@ -450,35 +439,42 @@ class Redactor:
         plans = self.header_plans
         if request_keys is not None:
             plan = plans.get(request_keys) or self.header_plan(request_keys)
-            if plan is _PATH_ONLY:  # the usual request header map
-                if query:  # (no query in the URL, or one kept as is: none to mask in :path)
-                    self._apply_header_plan(request["headers"], plan)
-            elif plan is not _CLEAN_PLAN:
+            # _PATH_ONLY, the usual request header map, needs a look only when the URL holds a
+            # query that was not kept as is (otherwise :path holds none to mask)
+            if plan is not _CLEAN_PLAN and (query or plan is not _PATH_ONLY):
                 self._apply_header_plan(request["headers"], plan)
         if response_keys is not None:
             plan = plans.get(response_keys) or self.header_plan(response_keys)
             if plan is not _CLEAN_PLAN:  # the usual response header map: nothing to look at
                 self._apply_header_plan(response["headers"], plan)
-        if request_body and not self.body_unchanged(request_body,
-                                                    request.get("content_type", "")):
-            request["body"] = self.redact_body(request["body"], request.get("content_type", ""))
-        if response_body and not self.body_unchanged(response_body,
-                                                     response.get("content_type", "")):
-            response["body"] = self.redact_body(response["body"],
-                                                response.get("content_type", ""))
+        # the two sides written out: a loop over them cost ~1,400 instructions per record
+        if request_body:
+            ctype = request.get("content_type", "")
+            if not self.body_unchanged(request_body, ctype):
+                request["body"] = self.redact_body(request["body"], ctype)
+        if response_body:
+            ctype = response.get("content_type", "")
+            if not self.body_unchanged(response_body, ctype):
+                response["body"] = self.redact_body(response["body"], ctype)
 
     def _apply_header_plan(self, headers: dict[str, Any],
-                           plan: tuple[tuple[Any, ...], tuple[str, ...]]) -> None:
-        """Mask and rewrite a built header map (string values) as its plan says."""
+                           plan: tuple[tuple[Any, ...], tuple[str, ...]]) -> bool:
+        """Mask and rewrite a header map as its plan says; True when something changed."""
+        changed = False
         masked, urls = plan
+        mask = self.mask
         for name in masked:
-            headers[name] = self.mask
+            if headers[name] != mask:
+                headers[name] = mask
+                changed = True
         for name in urls:  # a request's :path, Referer; a response's Location
             value = headers[name]
-            if "?" in value:
+            if isinstance(value, str) and "?" in value:
                 new = self.url_memo.get(value) or self.redact_url(value)
                 if new != value:
                     headers[name] = new
+                    changed = True
+        return changed
 
     def header_plan(self, names: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[str, ...]]:
         """For a header map's names: those whose value is masked, and the URL headers among

@@ -121,7 +121,6 @@ class Exchange:
 #: response (ResponseHead | None), response ts, reset code (int | None), request and response
 #: wire bytes (HTTP/2 frames).
 _HEAD, _TS, _BODY, _TRAILERS, _RESPONSE, _RESPONSE_TS, _RESET, _REQ_WIRE, _RES_WIRE = range(9)
-REQ_WIRE = _REQ_WIRE  #: for the tracker (h2c upgrade: the request went as HTTP/1)
 OpenRequest = list[Any]
 
 
@@ -166,6 +165,16 @@ class Pairing:
             else:
                 _HANDLERS[kind](self, ev, ts, done)
         return done
+
+    def upgraded(self, sid: int) -> None:
+        """h2c (RFC 7540 §3.2): the HTTP/1 request ``sid`` goes on as HTTP/2 stream 1. It went
+        as HTTP/1, so its wire bytes are what the client sent since the previous exchange."""
+        o = self.open.pop(sid, None)
+        if o is not None:
+            self.open[1] = o
+            conn = self.conn
+            o[_REQ_WIRE] = (conn.bytes_out - self.mark_out) if conn.client else (
+                conn.bytes_in - self.mark_in)
 
     def _request_end(self, ev: RequestEnd, ts: int, done: list[Exchange]) -> None:
         o = self.open.get(ev.stream_id)

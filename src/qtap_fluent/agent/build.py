@@ -13,7 +13,7 @@ from typing import Any
 
 from qtap_fluent.agent.assembler import Exchange
 from qtap_fluent.agent.protocols.events import ResponseHead
-from qtap_fluent.records import Headers, HttpTransaction, b64, from_dict, rfc3339nano
+from qtap_fluent.records import Headers, b64, rfc3339nano
 from qtap_fluent.redact import Redactor
 
 NONE, SUMMARY, HEADERS, FULL = "none", "summary", "headers", "full"
@@ -278,8 +278,8 @@ _ALWAYS = frozenset({"metadata", "request", "response", "transaction_time", "met
 
 def record_map(ex: Exchange, level: str, parts: Parts | None = None,
                redactor: Redactor | None = None) -> dict[str, Any]:
-    """The Qtap map of ``ex`` at ``level`` (summary, headers or full): what
-    ``record(ex, level).to_dict()`` gives, keys in ``records``' order with its omitempty rules;
+    """The Qtap map of ``ex`` at ``level`` (summary, headers or full), as
+    ``HttpTransaction.to_dict`` gives it: keys in ``records``' order with its omitempty rules;
     redacted by ``redactor`` when one is given: ``Redactor.redact_built`` where header plans
     built both header maps (it relies on their keys and on the raw bodies), else
     ``Redactor.redact_map``.
@@ -322,21 +322,19 @@ def record_map(ex: Exchange, level: str, parts: Parts | None = None,
         keys, get, ua_at, ct_at, pick = plan
         user_agent = hdrs[ua_at][1] if ua_at >= 0 else ""
         req_type = hdrs[ct_at][1] if ct_at >= 0 else ""
-        if level == SUMMARY:
-            pass
-        elif pick is not None:
+        if level != SUMMARY:
             req_keys = keys
-            req_headers = {":authority": p.authority, ":method": req.method, ":path": p.target,
-                           ":scheme": p.scheme}
-            req_headers.update(pick(hdrs))
-        else:
-            by_name = dict(hdrs)
-            by_name[":authority"] = p.authority
-            by_name[":method"] = req.method
-            by_name[":path"] = p.target
-            by_name[":scheme"] = p.scheme
-            req_headers = dict(zip(keys, get(by_name)))
-            req_keys = keys
+            if pick is not None:
+                req_headers = {":authority": p.authority, ":method": req.method,
+                               ":path": p.target, ":scheme": p.scheme}
+                req_headers.update(pick(hdrs))
+            else:
+                by_name = dict(hdrs)
+                by_name[":authority"] = p.authority
+                by_name[":method"] = req.method
+                by_name[":path"] = p.target
+                by_name[":scheme"] = p.scheme
+                req_headers = dict(zip(keys, get(by_name)))
     else:
         user_agent, req_type, req_headers = _request_headers(ex, p, level)
     if user_agent:
@@ -402,12 +400,6 @@ def record_map(ex: Exchange, level: str, parts: Parts | None = None,
             redactor.redact_map(d, rq_raw, rs_raw)
     return d
 
-
-def record(ex: Exchange, level: str, parts: Parts | None = None) -> HttpTransaction:
-    """The typed Qtap record of ``ex`` at ``level``: ``record_map`` read back with
-    ``records.from_dict`` (for callers that want the object; the capture core uses the map)."""
-    d = record_map(ex, level, parts)
-    return from_dict(d, container_id=ex.container_id).with_map(d)
 
 
 def _lower_first(headers: Headers) -> dict[str, str]:

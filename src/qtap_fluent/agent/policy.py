@@ -170,15 +170,6 @@ class Policy:
         self._by_domain[domain] = decision
         return decision
 
-    def apply(self, ex: Exchange) -> tuple[Decision, HttpTransaction | None]:
-        """Decide and build: the typed record at its level (None for ``none``), redacted.
-
-        For callers that want the object; the capture core uses ``apply_map``."""
-        decision, d = self.apply_map(ex)
-        if d is None:
-            return decision, None
-        return decision, from_dict(d, container_id=ex.container_id).with_map(d)
-
     def apply_map(self, ex: Exchange) -> tuple[Decision, dict[str, Any] | None]:
         """Decide and build: the record's map at its level (None for ``none``), redacted.
 
@@ -198,15 +189,10 @@ class Policy:
 def redact(rec: HttpTransaction, redactor: RecordRedactor) -> HttpTransaction:
     """Apply the record redactor (which works on the Qtap map) to a typed record: ``rec`` itself
     when nothing changes, else the redacted map read back (``records.from_dict``)."""
-    changed, d = _redact_map(redactor, rec.to_dict(), rec.request.body, rec.response.body)
+    d = rec.to_dict()
+    if isinstance(redactor, Redactor):  # in place, checking the raw bodies (no base64 trip)
+        changed = redactor.redact_map(d, rec.request.body, rec.response.body)
+    else:
+        after = redactor.redact_record(d)
+        changed, d = after != d, after
     return from_dict(d, container_id=rec.container_id) if changed else rec
-
-
-def _redact_map(redactor: RecordRedactor, d: dict[str, Any], request_raw: bytes | None,
-                response_raw: bytes | None) -> tuple[bool, dict[str, Any]]:
-    """Redact the map ``d`` (the caller's); whether anything changed, and the result. Our
-    ``Redactor`` works in place and checks the raw bodies (no copy, no base64 round trip)."""
-    if isinstance(redactor, Redactor):
-        return redactor.redact_map(d, request_raw, response_raw), d
-    after = redactor.redact_record(d)
-    return after != d, after

@@ -290,14 +290,7 @@ class Tracker:
 
     def _to_h2c(self, conn: Connection, old: Http1Connection, ev: DataEvent) -> list[Exchange]:
         """Switch an upgraded connection to HTTP/2: the upgrade request is now stream 1."""
-        sid = old.next_response  # the HTTP/1 number of the upgrade request
-        o = conn.pairing.open.pop(sid, None)
-        if o is not None:
-            conn.pairing.open[1] = o
-            # the request went as HTTP/1: its bytes are what the client sent since the last one
-            p = conn.pairing
-            o[assembler.REQ_WIRE] = (conn.bytes_out - p.mark_out) if conn.client else (
-                conn.bytes_in - p.mark_in)
+        conn.pairing.upgraded(old.next_response)  # the HTTP/1 number of the upgrade request
         new = Http2Connection.upgraded(self.limits.body_limit, self.budget)
         client, server = old.upgraded_bytes()
         old.discard()
